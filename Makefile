@@ -1,0 +1,35 @@
+# The two commands README.md starts with: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+BOARD ?= qemu-x86_64
+
+.PHONY: demo test dev lint test-fast test-qemu bench clean
+
+dev:
+	ci/install-deps.sh
+
+demo: dev
+	$(PY) ci/demo.py
+
+# The whole suite, QEMU tests included. pytest's exit code 5 (nothing
+# collected) is a failure like any other: the recipe never masks it.
+test: dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
+
+test-fast: dev
+	$(PY) -m pytest -m "not qemu" $(PYTEST_ARGS)
+
+test-qemu: dev
+	PYUPDATE_BOARD=$(BOARD) $(PY) -m pytest -m qemu tests/qemu $(PYTEST_ARGS)
+
+lint: dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""pyupdate device agent."""
+
+__version__ = "0.1.0"
