@@ -1,0 +1,1 @@
+"""The v3 format as plain data: bytes in, objects out, no file I/O."""

@@ -1,0 +1,27 @@
+"""The `version` member (docs/artifact-format.md#version)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import FormatError
+
+# mender-artifact writes exactly these 31 bytes; its sha256 is constant for v3.
+VERSION_BYTES = b'{"format":"mender","version":3}'
+SUPPORTED_VERSIONS = (3,)
+
+
+def parse_version(data: bytes) -> int:
+    """Return the format version, refusing anything but a v3 Mender artifact."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise FormatError("version: not valid JSON") from None
+    if not isinstance(doc, dict) or set(doc) != {"format", "version"}:
+        raise FormatError('version: expected exactly the keys "format" and "version"')
+    if doc["format"] != "mender":
+        raise FormatError(f"version: unknown format {doc['format']!r}")
+    version = doc["version"]
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        raise FormatError(f"version: unsupported artifact format version {version!r} (only 3)")
+    return int(version)
