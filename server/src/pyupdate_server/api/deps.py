@@ -1,0 +1,72 @@
+"""Typed dependencies: the server state, the current device, the current user."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pyupdate_server.db.models import ApiToken, User
+from pyupdate_server.errors import Unauthorized
+from pyupdate_server.services.admission import authorized_device
+from pyupdate_server.state import ServerState
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from login, a token, or device auth")
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.server  # type: ignore[no-any-return]
+
+
+State = Annotated[ServerState, Depends(get_state)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    id: str
+    auth_set_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserIdentity:
+    id: str
+    email: str
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing bearer token")
+    return credentials.credentials
+
+
+def current_device(state: State, credentials: Bearer) -> DeviceIdentity:
+    claims = state.tokens.verify(_token(credentials))
+    if claims.kind != "device":
+        raise Unauthorized("a device token is required")
+    with state.db.read() as session:
+        authorized_device(session, claims.subject, claims.token_id)
+    return DeviceIdentity(claims.subject, claims.token_id)
+
+
+def current_user(state: State, credentials: Bearer) -> UserIdentity:
+    claims = state.tokens.verify(_token(credentials))
+    if claims.kind == "device":
+        raise Unauthorized("device tokens cannot use the management API")
+    with state.db.read() as session:
+        user = session.get(User, claims.subject)
+        if user is None:
+            raise Unauthorized("user no longer exists")
+        if claims.kind == "pat":
+            token = session.get(ApiToken, claims.token_id)
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            if token is None or token.user_id != user.id or token.expires < now:
+                raise Unauthorized("token revoked or expired")
+        return UserIdentity(user.id, user.email)
+
+
+CurrentDevice = Annotated[DeviceIdentity, Depends(current_device)]
+CurrentUser = Annotated[UserIdentity, Depends(current_user)]

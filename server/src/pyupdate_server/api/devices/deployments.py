@@ -1,0 +1,149 @@
+"""Device deployments: next (GET/POST v1, POST v2), status and log (docs/device-api.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from pyupdate_server.api.deps import CurrentDevice, State
+from pyupdate_server.errors import BadRequest
+from pyupdate_server.services import rollout
+
+router = APIRouter(prefix="/api/devices", tags=["device deployments"])
+
+
+class Source(BaseModel):
+    uri: str
+    expire: str
+
+
+class ArtifactRef(BaseModel):
+    id: str
+    artifact_name: str
+    source: Source
+    device_types_compatible: list[str]
+
+
+class DeploymentInstructions(BaseModel):
+    id: str
+    artifact: ArtifactRef
+
+
+class ProvidesV2(BaseModel):
+    device_provides: dict[str, str]
+    update_control_map: bool | None = None
+
+
+class StatusReport(BaseModel):
+    status: str = Field(max_length=64)
+    substate: str | None = Field(default=None, max_length=4096)
+
+
+class LogMessage(BaseModel):
+    level: str | None = None
+    message: str | None = None
+    timestamp: str | None = None
+    model_config = {"extra": "allow"}
+
+
+class DeploymentLog(BaseModel):
+    messages: list[LogMessage]
+
+
+_NEXT_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": DeploymentInstructions},
+    204: {"description": "nothing to do"},
+}
+
+
+def _next(state: State, device_id: str, provides: dict[str, object]) -> Response:
+    device_type = provides.get("device_type")
+    if not isinstance(device_type, str) or not device_type:
+        raise BadRequest("device_type is required")
+    if not isinstance(provides.get("artifact_name"), str):
+        raise BadRequest("artifact_name is required")
+    with state.db.write() as session:
+        assignment = rollout.next_for_device(session, device_id, device_type, provides)
+        if assignment is None:
+            return Response(status_code=204)
+        dep, artifact = assignment.deployment, assignment.artifact
+        body = DeploymentInstructions(
+            id=dep.id,
+            artifact=ArtifactRef(
+                id=artifact.id,
+                artifact_name=artifact.name,
+                source=_source(state, artifact.id),
+                device_types_compatible=list(artifact.device_types),
+            ),
+        )
+    return JSONResponse(body.model_dump())
+
+
+def _source(state: State, artifact_id: str) -> Source:
+    link = state.links.make(artifact_id)
+    return Source(uri=link.uri, expire=link.expire)
+
+
+@router.get(
+    "/v1/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
+)
+def next_get(
+    request: Request,
+    device: CurrentDevice,
+    state: State,
+    artifact_name: Annotated[str, Field(min_length=1, max_length=4096)],
+    device_type: Annotated[str, Field(min_length=1, max_length=4096)],
+) -> Response:
+    provides: dict[str, object] = dict(request.query_params)
+    provides.update(artifact_name=artifact_name, device_type=device_type)
+    return _next(state, device.id, provides)
+
+
+@router.post(
+    "/v1/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
+)
+def next_post_v1(
+    provides: dict[str, str | dict[str, str]], device: CurrentDevice, state: State
+) -> Response:
+    # Mender 3.4 sends the flat provides map; the open-source server's shape nests
+    # extra provides under artifact_provides: accept both
+    flat: dict[str, object] = {k: v for k, v in provides.items() if isinstance(v, str)}
+    nested = provides.get("artifact_provides")
+    if isinstance(nested, dict):
+        flat = {**nested, **flat}
+    return _next(state, device.id, flat)
+
+
+@router.post(
+    "/v2/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
+)
+def next_post_v2(body: ProvidesV2, device: CurrentDevice, state: State) -> Response:
+    return _next(state, device.id, dict(body.device_provides))
+
+
+@router.put(
+    "/v1/deployments/device/deployments/{deployment_id}/status",
+    status_code=204,
+    responses={409: {"description": "deployment aborted"}},
+)
+def put_status(
+    deployment_id: str, report: StatusReport, device: CurrentDevice, state: State
+) -> Response:
+    with state.db.write() as session:
+        rollout.report_status(
+            session, device.id, deployment_id, report.status, report.substate or ""
+        )
+    return Response(status_code=204)
+
+
+@router.put("/v1/deployments/device/deployments/{deployment_id}/log", status_code=204)
+def put_log(
+    deployment_id: str, body: DeploymentLog, device: CurrentDevice, state: State
+) -> Response:
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    with state.db.write() as session:
+        rollout.store_log(session, device.id, deployment_id, messages)
+    return Response(status_code=204)

@@ -1,0 +1,43 @@
+"""Artifact download through a signed link: Content-Length, Range/206, streamed from disk."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from pyupdate_server.api.deps import State
+from pyupdate_server.db.models import Artifact
+from pyupdate_server.errors import NotFound
+from pyupdate_server.services.links import DOWNLOAD_PATH
+
+router = APIRouter(tags=["device download"])
+
+
+@router.get(
+    DOWNLOAD_PATH + "/{artifact_id}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/vnd.mender-artifact": {}}},
+        206: {"description": "partial content"},
+        403: {"description": "bad or expired link"},
+    },
+)
+def download(
+    artifact_id: str,
+    state: State,
+    expire: Annotated[str, Query(alias="x-men-expire")],
+    signature: Annotated[str, Query(alias="x-men-signature")],
+) -> FileResponse:
+    state.links.check(artifact_id, expire, signature)
+    with state.db.read() as session:
+        artifact = session.get(Artifact, artifact_id)
+        if artifact is None:
+            raise NotFound(f"artifact {artifact_id} not found")
+        path = state.store.local_path(artifact.blob)
+        filename = f"{artifact.name}.mender"
+    if path is None or not path.exists():
+        raise NotFound(f"artifact {artifact_id} has no stored file")
+    # FileResponse streams in chunks and answers Range with 206 + Content-Range
+    return FileResponse(path, media_type="application/vnd.mender-artifact", filename=filename)

@@ -1,0 +1,178 @@
+"""Artifacts: upload (multipart, `artifact` part last), list, show, download link, delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.multipart import receive_upload
+from pyupdate_server.db.models import Artifact
+from pyupdate_server.errors import NotFound
+from pyupdate_server.services import artifacts as service
+
+router = APIRouter(prefix="/api/management/v1/deployments", tags=["artifacts"])
+log = logging.getLogger(__name__)
+
+
+class ArtifactInfo(BaseModel):
+    format: str = "mender"
+    version: int = 3
+
+
+class TypeInfo(BaseModel):
+    type: str | None
+
+
+class Update(BaseModel):
+    type_info: TypeInfo
+
+
+class ArtifactOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    device_types_compatible: list[str]
+    info: ArtifactInfo
+    signed: bool
+    updates: list[Update]
+    artifact_provides: dict[str, str]
+    artifact_depends: dict[str, object]
+    clears_artifact_provides: list[str] | None
+    size: int
+    sha256: str
+    modified: dt.datetime
+
+
+def artifact_out(a: Artifact) -> ArtifactOut:
+    return ArtifactOut(
+        id=a.id,
+        name=a.name,
+        description=a.description,
+        device_types_compatible=list(a.device_types),
+        info=ArtifactInfo(),
+        signed=a.signed,
+        updates=[Update(type_info=TypeInfo(type=t)) for t in a.payload_types],
+        artifact_provides=dict(a.provides),
+        artifact_depends={"device_type": list(a.device_types), **a.depends},
+        clears_artifact_provides=a.clears_provides,
+        size=a.size,
+        sha256=a.sha256,
+        modified=a.created,
+    )
+
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["artifact"],
+                    "properties": {
+                        "description": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "artifact": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/artifacts",
+    status_code=201,
+    response_class=Response,
+    responses={
+        201: {"description": "stored; Location names it"},
+        400: {"description": "malformed upload"},
+        409: {"description": "same name and depends exist"},
+        413: {"description": "too large"},
+        422: {"description": "artifact invalid"},
+    },
+    openapi_extra=_UPLOAD_DOC,
+)
+async def upload(request: Request, _: CurrentUser, state: State) -> Response:
+    upload = await receive_upload(
+        request, "artifact", state.tmp_dir, state.settings.max_artifact_size
+    )
+    assert upload.file_path is not None
+    try:
+        header = await run_in_threadpool(state.validator.read_header, upload.file_path)
+
+        def _store() -> str:
+            with state.db.write() as session:
+                artifact = service.store_artifact(
+                    session,
+                    state.store,
+                    header,
+                    upload.file_path,  # type: ignore[arg-type]
+                    upload.file_size,
+                    upload.sha256,
+                    upload.fields.get("description", ""),
+                )
+                return artifact.id
+
+        artifact_id = await run_in_threadpool(_store)
+    finally:
+        upload.discard()
+    log.info("artifact stored", extra={"artifact": artifact_id, "size": upload.file_size})
+    return Response(
+        status_code=201, headers={"Location": f"{router.prefix}/artifacts/{artifact_id}"}
+    )
+
+
+def _list(state: State, name: str | None) -> list[ArtifactOut]:
+    with state.db.read() as session:
+        query = select(Artifact).order_by(Artifact.created.desc())
+        if name:
+            query = query.where(Artifact.name == name)
+        return [artifact_out(a) for a in session.scalars(query)]
+
+
+@router.get("/artifacts")
+def list_artifacts(_: CurrentUser, state: State, name: str | None = None) -> list[ArtifactOut]:
+    return _list(state, name)
+
+
+@router.get("/artifacts/list")
+def list_artifacts_v2(_: CurrentUser, state: State, name: str | None = None) -> list[ArtifactOut]:
+    return _list(state, name)
+
+
+@router.get("/artifacts/{artifact_id}")
+def get_artifact(artifact_id: str, _: CurrentUser, state: State) -> ArtifactOut:
+    with state.db.read() as session:
+        artifact = session.get(Artifact, artifact_id)
+        if artifact is None:
+            raise NotFound(f"artifact {artifact_id} not found")
+        return artifact_out(artifact)
+
+
+@router.delete("/artifacts/{artifact_id}", status_code=204)
+def delete_artifact(artifact_id: str, _: CurrentUser, state: State) -> Response:
+    with state.db.write() as session:
+        service.delete_artifact(session, state.store, artifact_id)
+    return Response(status_code=204)
+
+
+class DownloadLink(BaseModel):
+    uri: str
+    expire: str
+
+
+@router.get("/artifacts/{artifact_id}/download")
+def download_link(artifact_id: str, _: CurrentUser, state: State) -> DownloadLink:
+    with state.db.read() as session:
+        if session.get(Artifact, artifact_id) is None:
+            raise NotFound(f"artifact {artifact_id} not found")
+    link = state.links.make(artifact_id)
+    return DownloadLink(uri=link.uri, expire=link.expire)

@@ -1,0 +1,166 @@
+"""devauth v2: list devices, accept/reject auth sets, preauthorize, decommission."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.auth.device_signatures import normalize_pubkey
+from pyupdate_server.db.models import AuthSet, Device
+from pyupdate_server.errors import NotFound
+from pyupdate_server.services import admission
+
+router = APIRouter(prefix="/api/management/v2/devauth", tags=["devices"])
+
+DeviceStatus = Literal[
+    "pending", "accepted", "rejected", "preauthorized", "noauth", "decommissioned"
+]
+
+
+class AuthSetOut(BaseModel):
+    id: str
+    pubkey: str
+    identity_data: dict[str, object]
+    status: str
+    ts: dt.datetime
+
+
+class DeviceOut(BaseModel):
+    id: str
+    identity_data: dict[str, object]
+    status: str
+    created_ts: dt.datetime
+    updated_ts: dt.datetime
+    auth_sets: list[AuthSetOut]
+    decommissioning: bool = False
+
+
+def device_out(session: Session, device: Device) -> DeviceOut:
+    identity = json.loads(device.identity)
+    sets = session.scalars(
+        select(AuthSet).where(AuthSet.device_id == device.id).order_by(AuthSet.created)
+    )
+    return DeviceOut(
+        id=device.id,
+        identity_data=identity,
+        status=device.status,
+        created_ts=device.created,
+        updated_ts=device.updated,
+        auth_sets=[
+            AuthSetOut(
+                id=a.id, pubkey=a.pubkey, identity_data=identity, status=a.status, ts=a.created
+            )
+            for a in sets
+        ],
+    )
+
+
+PageQ = Annotated[int, Query(ge=1, le=1_000_000)]
+PerPageQ = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/devices")
+def list_devices(
+    _: CurrentUser,
+    state: State,
+    response: Response,
+    status: DeviceStatus | None = None,
+    page: PageQ = 1,
+    per_page: PerPageQ = 20,
+) -> list[DeviceOut]:
+    with state.db.read() as session:
+        query = select(Device)
+        count = select(func.count()).select_from(Device)
+        if status is not None:
+            query = query.where(Device.status == status)
+            count = count.where(Device.status == status)
+        rows = session.scalars(
+            query.order_by(Device.created, Device.id).offset((page - 1) * per_page).limit(per_page)
+        )
+        out = [device_out(session, d) for d in rows]
+        response.headers["X-Total-Count"] = str(session.scalar(count))
+        return out
+
+
+class Count(BaseModel):
+    count: int
+
+
+@router.get("/devices/count")
+def count_devices(_: CurrentUser, state: State, status: DeviceStatus | None = None) -> Count:
+    with state.db.read() as session:
+        query = select(func.count()).select_from(Device)
+        if status is not None:
+            query = query.where(Device.status == status)
+        return Count(count=session.scalar(query) or 0)
+
+
+@router.get("/devices/{device_id}")
+def get_device(device_id: str, _: CurrentUser, state: State) -> DeviceOut:
+    with state.db.read() as session:
+        return device_out(session, admission.get_device(session, device_id))
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+def decommission_device(device_id: str, _: CurrentUser, state: State) -> Response:
+    with state.db.write() as session:
+        admission.decommission(session, device_id)
+    return Response(status_code=204)
+
+
+class AuthStatus(BaseModel):
+    status: Literal["accepted", "rejected", "pending"]
+
+
+@router.put("/devices/{device_id}/auth/{auth_id}/status", status_code=204)
+def set_auth_status(
+    device_id: str, auth_id: str, body: AuthStatus, _: CurrentUser, state: State
+) -> Response:
+    with state.db.write() as session:
+        admission.set_auth_status(session, device_id, auth_id, body.status)
+    return Response(status_code=204)
+
+
+class AuthStatusOut(BaseModel):
+    status: str
+
+
+@router.get("/devices/{device_id}/auth/{auth_id}/status")
+def get_auth_status(device_id: str, auth_id: str, _: CurrentUser, state: State) -> AuthStatusOut:
+    with state.db.read() as session:
+        auth = session.get(AuthSet, auth_id)
+        if auth is None or auth.device_id != device_id:
+            raise NotFound(f"auth set {auth_id} of device {device_id} not found")
+        return AuthStatusOut(status=auth.status)
+
+
+@router.delete("/devices/{device_id}/auth/{auth_id}", status_code=204)
+def delete_auth_set(device_id: str, auth_id: str, _: CurrentUser, state: State) -> Response:
+    with state.db.write() as session:
+        admission.delete_auth_set(session, device_id, auth_id)
+    return Response(status_code=204)
+
+
+class Preauth(BaseModel):
+    identity_data: dict[str, str | list[str]] = Field(min_length=1)
+    pubkey: str = Field(min_length=1, max_length=16384)
+    force: bool = False
+
+
+@router.post("/devices", status_code=201)
+def preauthorize(body: Preauth, _: CurrentUser, state: State, response: Response) -> Response:
+    identity = admission.canonical_identity(body.identity_data)
+    pubkey = normalize_pubkey(body.pubkey)
+    with state.db.write() as session:
+        device = admission.preauthorize(session, identity, pubkey, body.force)
+        device_id = device.id
+    response = Response(status_code=201)
+    response.headers["Location"] = f"{router.prefix}/devices/{device_id}"
+    return response

@@ -1,0 +1,114 @@
+"""Build the ASGI app from a Settings object: state, routers, error handlers, metrics."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pyupdate_server import __version__
+from pyupdate_server.api.devices import auth as device_auth
+from pyupdate_server.api.devices import deployments as device_deployments
+from pyupdate_server.api.devices import download, inventory
+from pyupdate_server.api.management import artifacts, deployments, devices, users
+from pyupdate_server.api.management import inventory as mgmt_inventory
+from pyupdate_server.auth.jwt import TokenSigner
+from pyupdate_server.auth.secrets import load_or_create_secret
+from pyupdate_server.db.engine import Database
+from pyupdate_server.errors import ServerError
+from pyupdate_server.metrics import Metrics, MetricsMiddleware
+from pyupdate_server.services.artifacts import ArtifactValidator
+from pyupdate_server.services.links import LinkSigner
+from pyupdate_server.settings import Settings
+from pyupdate_server.state import ServerState
+from pyupdate_server.storage.local import LocalBlobStore
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings) -> ServerState:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = settings.data_dir / "tmp"
+    # leftovers of uploads interrupted by a crash: never half a result
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir()
+    secret = load_or_create_secret(settings.data_dir, settings.secret_key)
+    db = Database(settings.db_url)
+    db.migrate()
+    return ServerState(
+        settings=settings,
+        db=db,
+        store=LocalBlobStore(settings.data_dir / "artifacts"),
+        tokens=TokenSigner(secret),
+        links=LinkSigner(secret, settings.base_url, settings.download_link_ttl),
+        metrics=Metrics(),
+        tmp_dir=tmp_dir,
+        validator=ArtifactValidator(settings.verify_keys, settings.require_signature),
+    )
+
+
+def _error_body(message: str) -> dict[str, str]:
+    return {"error": message}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.db.dispose()
+
+    app = FastAPI(
+        title="pyupdate-server",
+        version=__version__,
+        description="Mender-compatible device and management APIs (docs/device-api.md, "
+        "docs/management-api.md).",
+        lifespan=lifespan,
+    )
+    app.state.server = state
+
+    @app.exception_handler(ServerError)
+    async def _server_error(_: Request, exc: ServerError) -> JSONResponse:
+        return JSONResponse(_error_body(str(exc)), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}"
+        return JSONResponse({"error": message, "detail": _jsonable(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(_error_body(str(exc.detail)), status_code=exc.status_code)
+
+    for module in (device_auth, inventory, device_deployments, download):
+        app.include_router(module.router)
+    for module in (users, devices, mgmt_inventory, artifacts, deployments):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        with state.db.read() as session:
+            session.connection().exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def _jsonable(errors: object) -> object:
+    import json
+
+    return json.loads(json.dumps(errors, default=str))

@@ -1,0 +1,178 @@
+"""Device admission: auth sets, their states, and which token a device gets.
+
+Rules (docs/device-api.md, "Authentication"):
+* a device is identified by its identity data; each (device, pubkey) pair is an auth set;
+* the first request of an unknown identity or key creates a pending auth set (401);
+* a preauthorized auth set becomes accepted on the device's first request;
+* only an accepted auth set gets a token; accepting one rejects the device's other
+  accepted auth set (one key at a time);
+* rejecting or decommissioning revokes the device's tokens (they name the auth set).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pyupdate_server.db.models import AuthSet, Device, utcnow
+from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unauthorized
+
+AUTH_STATES = ("pending", "accepted", "rejected", "preauthorized")
+DEVICE_STATES = (*AUTH_STATES, "noauth", "decommissioned")
+
+
+def canonical_identity(id_data: object) -> str:
+    """The identity as canonical JSON; `id_data` is a JSON string (Mender) or an object."""
+    if isinstance(id_data, str):
+        try:
+            id_data = json.loads(id_data)
+        except json.JSONDecodeError:
+            raise BadRequest("id_data is not valid JSON") from None
+    if not isinstance(id_data, dict) or not id_data:
+        raise BadRequest("id_data must be a non-empty JSON object")
+    return json.dumps(id_data, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    device_id: str
+    auth_set_id: str
+    accepted: bool
+
+
+def refresh_status(session: Session, device: Device) -> None:
+    """A device's status follows its best auth set; decommissioned is sticky."""
+    if device.status == "decommissioned":
+        return
+    states = set(
+        session.scalars(select(AuthSet.status).where(AuthSet.device_id == device.id)).all()
+    )
+    for state in ("accepted", "preauthorized", "pending", "rejected"):
+        if state in states:
+            device.status = state
+            break
+    else:
+        device.status = "noauth"
+    device.updated = utcnow()
+
+
+def submit_auth_request(session: Session, identity: str, pubkey: str) -> Admission:
+    device = session.scalar(select(Device).where(Device.identity == identity))
+    if device is None:
+        device = Device(identity=identity, status="pending", inventory={})
+        session.add(device)
+        session.flush()
+    if device.status == "decommissioned":
+        raise Unauthorized("device is decommissioned")
+    auth = session.scalar(
+        select(AuthSet).where(AuthSet.device_id == device.id, AuthSet.pubkey == pubkey)
+    )
+    if auth is None:
+        auth = AuthSet(device_id=device.id, pubkey=pubkey, status="pending")
+        session.add(auth)
+        session.flush()
+        refresh_status(session, device)
+    elif auth.status == "preauthorized":
+        _accept(session, device, auth)
+    return Admission(device.id, auth.id, auth.status == "accepted")
+
+
+def _accept(session: Session, device: Device, auth: AuthSet) -> None:
+    for other in session.scalars(
+        select(AuthSet).where(AuthSet.device_id == device.id, AuthSet.id != auth.id)
+    ):
+        if other.status == "accepted":
+            other.status = "rejected"
+    auth.status = "accepted"
+    refresh_status(session, device)
+
+
+def get_device(session: Session, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    return device
+
+
+def set_auth_status(session: Session, device_id: str, auth_id: str, status: str) -> None:
+    if status not in ("accepted", "rejected", "pending"):
+        raise BadRequest(f"status must be accepted, rejected or pending, not {status!r}")
+    device = get_device(session, device_id)
+    if device.status == "decommissioned":
+        raise Conflict(f"device {device_id} is decommissioned")
+    auth = session.get(AuthSet, auth_id)
+    if auth is None or auth.device_id != device_id:
+        raise NotFound(f"auth set {auth_id} of device {device_id} not found")
+    if status == "accepted":
+        _accept(session, device, auth)
+    else:
+        auth.status = status
+        refresh_status(session, device)
+
+
+def preauthorize(session: Session, identity: str, pubkey: str, force: bool = False) -> Device:
+    device = session.scalar(select(Device).where(Device.identity == identity))
+    if device is None:
+        device = Device(identity=identity, status="preauthorized", inventory={})
+        session.add(device)
+        session.flush()
+    elif not force:
+        raise Conflict("a device with this identity already exists")
+    elif device.status == "decommissioned":
+        device.status = "noauth"
+    auth = session.scalar(
+        select(AuthSet).where(AuthSet.device_id == device.id, AuthSet.pubkey == pubkey)
+    )
+    if auth is None:
+        session.add(AuthSet(device_id=device.id, pubkey=pubkey, status="preauthorized"))
+    elif not force:
+        raise Conflict("this auth set already exists")
+    else:
+        auth.status = "preauthorized"
+    session.flush()
+    refresh_status(session, device)
+    return device
+
+
+def decommission(session: Session, device_id: str) -> None:
+    """Revoke every key and close the device's open deployments."""
+    device = get_device(session, device_id)
+    for auth in session.scalars(select(AuthSet).where(AuthSet.device_id == device_id)):
+        auth.status = "rejected"
+    device.status = "decommissioned"
+    device.updated = utcnow()
+    from pyupdate_server.services.rollout import close_device_deployments
+
+    close_device_deployments(session, device_id, "decommissioned")
+
+
+def delete_auth_set(session: Session, device_id: str, auth_id: str) -> None:
+    device = get_device(session, device_id)
+    auth = session.get(AuthSet, auth_id)
+    if auth is None or auth.device_id != device_id:
+        raise NotFound(f"auth set {auth_id} of device {device_id} not found")
+    session.delete(auth)
+    session.flush()
+    refresh_status(session, device)
+
+
+def delete_device(session: Session, device_id: str) -> None:
+    device = get_device(session, device_id)
+    from pyupdate_server.services.rollout import close_device_deployments
+
+    close_device_deployments(session, device_id, "decommissioned")
+    session.delete(device)
+
+
+def authorized_device(session: Session, device_id: str, auth_set_id: str) -> Device:
+    """The device behind a device token, or 401 if the token was revoked since."""
+    auth = session.get(AuthSet, auth_set_id)
+    if auth is None or auth.device_id != device_id or auth.status != "accepted":
+        raise Unauthorized("device token revoked")
+    device = session.get(Device, device_id)
+    if device is None or device.status != "accepted":
+        raise Unauthorized("device is not accepted")
+    return device

@@ -1,0 +1,117 @@
+"""Artifacts: validate an uploaded file with the shared reader, store it, describe it.
+
+The reader (pyupdate_artifact, docs/artifact-library.md) checks structure,
+every checksum and, when keys are configured, the signature; we never parse
+the format here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pyupdate_server.db.models import Artifact, Deployment
+from pyupdate_server.errors import Conflict, NotFound, Unprocessable
+from pyupdate_server.storage.base import BlobStore
+
+
+class ArtifactValidator:
+    """Wraps read_artifact with the server's signature policy."""
+
+    def __init__(self, verify_keys: tuple[Path, ...] = (), require_signature: bool = False):
+        self.verify_key_paths = verify_keys
+        self.require_signature = require_signature
+        self._keys: list[object] | None = None
+
+    def _verifiers(self) -> list[object]:
+        if self._keys is None:
+            from pyupdate_artifact.sign import load_verifier
+
+            self._keys = [load_verifier(str(p)) for p in self.verify_key_paths]
+        return self._keys
+
+    def read_header(self, path: Path):  # type: ignore[no-untyped-def]
+        """The artifact's header after a full check, or Unprocessable with the reader's line."""
+        from pyupdate_artifact import errors as artifact_errors
+        from pyupdate_artifact.reader import read_artifact
+
+        try:
+            return read_artifact(
+                str(path),
+                verify_keys=self._verifiers(),
+                require_signature=self.require_signature,
+                sink=None,
+            )
+        except artifact_errors.ArtifactError as exc:
+            raise Unprocessable(f"artifact rejected: {exc}") from None
+
+
+def depends_key(device_types: list[str], depends: dict[str, object]) -> str:
+    return json.dumps({"device_types": sorted(device_types), "depends": depends}, sort_keys=True)
+
+
+def store_artifact(
+    session: Session,
+    store: BlobStore,
+    header: object,
+    upload_path: Path,
+    size: int,
+    sha256: str,
+    description: str,
+) -> Artifact:
+    """Record the artifact and move its file in; 409 if name+depends already exist."""
+    h = header
+    device_types = list(h.device_types)  # type: ignore[attr-defined]
+    depends = {k: v for k, v in dict(h.depends).items() if k != "device_type"}  # type: ignore[attr-defined]
+    key = depends_key(device_types, depends)
+    name = h.artifact_name  # type: ignore[attr-defined]
+    exists = session.scalar(
+        select(Artifact.id).where(Artifact.name == name, Artifact.depends_key == key)
+    )
+    if exists is not None:
+        raise Conflict(f"artifact {name!r} with the same depends already exists ({exists})")
+    provides = dict(h.type_provides)  # type: ignore[attr-defined]
+    provides["artifact_name"] = name
+    if h.artifact_group:  # type: ignore[attr-defined]
+        provides["artifact_group"] = h.artifact_group  # type: ignore[attr-defined]
+    artifact_id = str(uuid.uuid4())
+    artifact = Artifact(
+        id=artifact_id,
+        name=name,
+        description=description,
+        device_types=device_types,
+        depends=depends,
+        depends_key=key,
+        provides=provides,
+        clears_provides=list(h.clears_provides) if h.clears_provides is not None else None,  # type: ignore[attr-defined]
+        payload_types=[p.type for p in h.payloads],  # type: ignore[attr-defined]
+        signed=bool(h.signed),  # type: ignore[attr-defined]
+        size=size,
+        sha256=sha256,
+        blob=f"{artifact_id}.mender",
+    )
+    session.add(artifact)
+    session.flush()
+    store.put_file(artifact.blob, upload_path)
+    return artifact
+
+
+def delete_artifact(session: Session, store: BlobStore, artifact_id: str) -> None:
+    artifact = session.get(Artifact, artifact_id)
+    if artifact is None:
+        raise NotFound(f"artifact {artifact_id} not found")
+    in_use = session.scalar(
+        select(Deployment.id).where(
+            Deployment.artifact_name == artifact.name, Deployment.status != "finished"
+        )
+    )
+    if in_use is not None:
+        raise Conflict(f"artifact {artifact.name!r} is used by unfinished deployment {in_use}")
+    blob = artifact.blob
+    session.delete(artifact)
+    session.flush()
+    store.delete(blob)

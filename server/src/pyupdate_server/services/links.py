@@ -1,0 +1,53 @@
+"""Short-lived download links: HMAC over artifact id and expiry, no Authorization needed.
+
+The Mender client fetches the artifact URI without a token (docs/device-api.md,
+"Download"), so the link itself is the credential.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from pyupdate_server.errors import Forbidden
+
+DOWNLOAD_PATH = "/api/devices/v1/deployments/download/artifacts"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    uri: str
+    expire: str  # RFC 3339
+
+
+class LinkSigner:
+    def __init__(self, secret: bytes, base_url: str, ttl: int) -> None:
+        self._key = hashlib.sha256(b"download-link:" + secret).digest()
+        self.base_url = base_url.rstrip("/")
+        self.ttl = ttl
+
+    def _mac(self, artifact_id: str, expire: int) -> str:
+        msg = f"{artifact_id}:{expire}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def make(self, artifact_id: str, now: float | None = None) -> Link:
+        expire = int(now if now is not None else time.time()) + self.ttl
+        query = urlencode(
+            {"x-men-expire": expire, "x-men-signature": self._mac(artifact_id, expire)}
+        )
+        stamp = dt.datetime.fromtimestamp(expire, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return Link(f"{self.base_url}{DOWNLOAD_PATH}/{artifact_id}?{query}", stamp)
+
+    def check(self, artifact_id: str, expire: str, signature: str) -> None:
+        try:
+            expire_ts = int(expire)
+        except ValueError:
+            raise Forbidden("x-men-expire is not a timestamp") from None
+        if not hmac.compare_digest(self._mac(artifact_id, expire_ts), signature):
+            raise Forbidden("download link signature is invalid")
+        if expire_ts < time.time():
+            raise Forbidden("download link expired")

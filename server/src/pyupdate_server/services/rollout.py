@@ -1,0 +1,334 @@
+"""Who gets what: the deployment rules, without HTTP (docs/deployments.md).
+
+Every function here runs inside one write transaction (Database.write, which
+is BEGIN IMMEDIATE on SQLite): a decision and its record commit together, so
+two concurrent polls can never hand one device two deployments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment, utcnow
+from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unprocessable
+
+# what a device may report (Mender 3.4 names, docs/device-api.md "Status")
+DEVICE_STATUSES = frozenset(
+    {
+        "downloading",
+        "installing",
+        "rebooting",
+        "success",
+        "failure",
+        "already-installed",
+        "pause_before_installing",
+        "pause_before_committing",
+        "pause_before_rebooting",
+    }
+)
+FINAL_STATUSES = frozenset(
+    {
+        "success",
+        "failure",
+        "already-installed",
+        "noartifact",
+        "aborted",
+        "decommissioned",
+        "skipped",
+    }
+)
+# an abort stops devices in these states; later states finish on their own
+ABORTABLE = frozenset({"pending", "downloading", "pause_before_installing", "failure"})
+STAT_KEYS = (
+    "success",
+    "pending",
+    "downloading",
+    "installing",
+    "rebooting",
+    "failure",
+    "noartifact",
+    "already-installed",
+    "aborted",
+    "decommissioned",
+    "skipped",
+    "pause_before_installing",
+    "pause_before_committing",
+    "pause_before_rebooting",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    deployment: Deployment
+    artifact: Artifact
+
+
+def depends_met(artifact: Artifact, device_type: str, provides: Mapping[str, object]) -> bool:
+    """Mender's rule: the device type is listed and every depends key is provided."""
+    if device_type not in artifact.device_types:
+        return False
+    for key, wanted in artifact.depends.items():
+        have = provides.get(key)
+        if have is None:
+            return False
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if str(have) not in [str(a) for a in allowed]:
+            return False
+    return True
+
+
+def pick_artifact(
+    session: Session, name: str, device_type: str, provides: Mapping[str, object]
+) -> Artifact | None:
+    candidates = session.scalars(
+        select(Artifact).where(Artifact.name == name).order_by(Artifact.created.desc())
+    )
+    for artifact in candidates:
+        if depends_met(artifact, device_type, provides):
+            return artifact
+    return None
+
+
+def create_deployment(
+    session: Session,
+    *,
+    name: str,
+    artifact_name: str,
+    devices: Iterable[str] | None = None,
+    group: str | None = None,
+    all_devices: bool = False,
+    force_installation: bool = False,
+    max_devices: int | None = None,
+    retries: int = 0,
+) -> Deployment:
+    if not name.strip():
+        raise BadRequest("name must not be empty")
+    if retries < 0:
+        raise BadRequest("retries must be >= 0")
+    if max_devices is not None and max_devices < 1:
+        raise BadRequest("max_devices must be >= 1")
+    if session.scalar(select(Artifact.id).where(Artifact.name == artifact_name).limit(1)) is None:
+        raise Unprocessable(f"no artifact named {artifact_name!r}")
+    if sum([devices is not None, group is not None, all_devices]) != 1:
+        raise BadRequest("give exactly one of devices, group, all_devices")
+    if devices is not None:
+        ids = list(dict.fromkeys(devices))
+        known = set(session.scalars(select(Device.id).where(Device.id.in_(ids))))
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise BadRequest(f"unknown device {unknown[0]}")
+        target = "devices"
+    else:
+        query = select(Device.id).where(Device.status == "accepted")
+        if group is not None:
+            query = query.where(Device.group == group)
+        ids = list(session.scalars(query.order_by(Device.created)))
+        target = f"group:{group}" if group is not None else "all"
+    if not ids:
+        raise BadRequest("no devices to deploy to")
+    dep = Deployment(
+        name=name,
+        artifact_name=artifact_name,
+        force_installation=force_installation,
+        max_devices=max_devices,
+        retries=retries,
+        target=target,
+        device_count=len(ids),
+        status="pending",
+    )
+    session.add(dep)
+    session.flush()
+    session.execute(
+        DeviceDeployment.__table__.insert(),
+        [
+            {
+                "deployment_id": dep.id,
+                "device_id": i,
+                "status": "pending",
+                "final": False,
+                "substate": "",
+                "attempts": 0,
+                "created": utcnow(),
+            }
+            for i in ids
+        ],
+    )
+    return dep
+
+
+def next_for_device(
+    session: Session, device_id: str, device_type: str, provides: Mapping[str, object]
+) -> Assignment | None:
+    """The deployment the device should run now, or None (204)."""
+    rows = session.execute(
+        select(DeviceDeployment, Deployment)
+        .join(Deployment, Deployment.id == DeviceDeployment.deployment_id)
+        .where(DeviceDeployment.device_id == device_id, DeviceDeployment.final.is_(False))
+        .order_by(Deployment.created, Deployment.id)
+    ).all()
+    for row, dep in rows:
+        if row.claimed is not None:
+            # in flight: the same deployment again, never a second one
+            artifact = session.get(Artifact, row.artifact_id) if row.artifact_id else None
+            if artifact is not None:
+                return Assignment(dep, artifact)
+    for row, dep in rows:
+        if row.claimed is not None or dep.aborted:
+            continue
+        if dep.max_devices is not None and row.attempts == 0:
+            claimed = session.scalar(
+                select(func.count()).where(
+                    DeviceDeployment.deployment_id == dep.id, DeviceDeployment.attempts > 0
+                )
+            )
+            if claimed >= dep.max_devices:
+                _finalize(session, row, "skipped")
+                continue
+        artifact = pick_artifact(session, dep.artifact_name, device_type, provides)
+        if artifact is None:
+            _finalize(session, row, "noartifact")
+            continue
+        if not dep.force_installation and provides.get("artifact_name") == dep.artifact_name:
+            _finalize(session, row, "already-installed")
+            continue
+        row.claimed = utcnow()
+        row.attempts += 1
+        row.artifact_id = artifact.id
+        row.status = "pending"
+        row.substate = ""
+        if dep.status == "pending":
+            dep.status = "inprogress"
+        if dep.max_devices is not None and row.attempts == 1:
+            _close_over_cap(session, dep)
+        return Assignment(dep, artifact)
+    return None
+
+
+def _close_over_cap(session: Session, dep: Deployment) -> None:
+    claimed = session.scalar(
+        select(func.count()).where(
+            DeviceDeployment.deployment_id == dep.id, DeviceDeployment.attempts > 0
+        )
+    )
+    if dep.max_devices is not None and claimed >= dep.max_devices:
+        session.execute(
+            update(DeviceDeployment)
+            .where(
+                DeviceDeployment.deployment_id == dep.id,
+                DeviceDeployment.attempts == 0,
+                DeviceDeployment.final.is_(False),
+            )
+            .values(status="skipped", final=True, finished=utcnow())
+        )
+
+
+def _finalize(session: Session, row: DeviceDeployment, status: str) -> None:
+    row.status = status
+    row.final = True
+    row.claimed = None
+    row.finished = utcnow()
+    session.flush()
+    _maybe_finish(session, row.deployment_id)
+
+
+def _maybe_finish(session: Session, deployment_id: str) -> None:
+    open_rows = session.scalar(
+        select(func.count()).where(
+            DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.final.is_(False)
+        )
+    )
+    if open_rows == 0:
+        dep = session.get(Deployment, deployment_id)
+        if dep is not None and dep.status != "finished":
+            dep.status = "finished"
+            dep.finished = utcnow()
+
+
+def _device_row(session: Session, device_id: str, deployment_id: str) -> DeviceDeployment:
+    row = session.scalar(
+        select(DeviceDeployment).where(
+            DeviceDeployment.deployment_id == deployment_id,
+            DeviceDeployment.device_id == device_id,
+        )
+    )
+    if row is None:
+        raise NotFound(f"deployment {deployment_id} not found for this device")
+    return row
+
+
+def report_status(
+    session: Session, device_id: str, deployment_id: str, status: str, substate: str = ""
+) -> None:
+    if status not in DEVICE_STATUSES:
+        raise BadRequest(f"unknown status {status!r}")
+    row = _device_row(session, device_id, deployment_id)
+    if row.status == "aborted":
+        raise Conflict(f"deployment {deployment_id} was aborted")
+    if row.final or row.claimed is None:
+        if row.status == status:
+            return  # the client repeats final reports (e.g. failure twice); keep the first
+        raise Conflict(f"deployment {deployment_id} is not in progress on this device")
+    row.status = status
+    row.substate = substate[:4096]
+    if status == "failure":
+        dep = session.get(Deployment, deployment_id)
+        if dep is not None and row.attempts <= dep.retries and not dep.aborted:
+            row.claimed = None  # offered again on the next poll
+            return
+    if status in FINAL_STATUSES:
+        _finalize(session, row, status)
+
+
+def store_log(
+    session: Session, device_id: str, deployment_id: str, messages: list[dict[str, object]]
+) -> None:
+    row = _device_row(session, device_id, deployment_id)
+    row.log = messages
+
+
+def abort(session: Session, deployment_id: str) -> None:
+    dep = session.get(Deployment, deployment_id)
+    if dep is None:
+        raise NotFound(f"deployment {deployment_id} not found")
+    if dep.status == "finished":
+        raise Unprocessable(f"deployment {deployment_id} is already finished")
+    dep.aborted = True
+    for row in session.scalars(
+        select(DeviceDeployment).where(
+            DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.final.is_(False)
+        )
+    ):
+        if row.status in ABORTABLE:
+            row.status = "aborted"
+            row.final = True
+            row.claimed = None
+            row.finished = utcnow()
+    session.flush()
+    _maybe_finish(session, deployment_id)
+
+
+def close_device_deployments(session: Session, device_id: str, status: str) -> None:
+    rows = list(
+        session.scalars(
+            select(DeviceDeployment).where(
+                DeviceDeployment.device_id == device_id, DeviceDeployment.final.is_(False)
+            )
+        )
+    )
+    for row in rows:
+        _finalize(session, row, status)
+
+
+def statistics(session: Session, deployment_id: str) -> dict[str, int]:
+    stats = dict.fromkeys(STAT_KEYS, 0)
+    for status, count in session.execute(
+        select(DeviceDeployment.status, func.count())
+        .where(DeviceDeployment.deployment_id == deployment_id)
+        .group_by(DeviceDeployment.status)
+    ):
+        stats[status] = count
+    return stats

@@ -1,0 +1,40 @@
+"""Blob store on the local file system, under <data dir>/artifacts."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key) or key in (".", ".."):
+            raise ValueError(f"bad blob key {key!r}")
+        return self.root / key
+
+    def put_file(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(source, target)
+        dir_fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()

@@ -1,0 +1,47 @@
+"""Settings: file, then environment, then flags; unknown keys are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyupdate_server.errors import ConfigError
+from pyupdate_server.settings import load_settings
+
+
+def test_env_overrides_file_and_flags_override_env(tmp_path):
+    conf = tmp_path / "s.toml"
+    conf.write_text('port = 9000\nhost = "0.0.0.0"\nlog_json = true\n')
+    env = {"PYUPDATE_SERVER_PORT": "9100", "PYUPDATE_SERVER_DATA_DIR": str(tmp_path)}
+    s = load_settings(conf, env)
+    assert (s.port, s.host, s.log_json, s.data_dir) == (9100, "0.0.0.0", True, tmp_path)
+    assert load_settings(conf, env, port=9200).port == 9200
+
+
+def test_unknown_setting_in_file_is_refused(tmp_path):
+    conf = tmp_path / "s.toml"
+    conf.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'prot'"):
+        load_settings(conf, {})
+
+
+def test_unknown_env_setting_is_refused():
+    with pytest.raises(ConfigError, match="PYUPDATE_SERVER_NOPE"):
+        load_settings(None, {"PYUPDATE_SERVER_NOPE": "1"})
+
+
+def test_bad_port_is_refused():
+    with pytest.raises(ConfigError, match="setting port"):
+        load_settings(None, {"PYUPDATE_SERVER_PORT": "http"})
+
+
+def test_require_signature_needs_keys():
+    with pytest.raises(ConfigError, match="verify key"):
+        load_settings(None, {"PYUPDATE_SERVER_REQUIRE_SIGNATURE": "1"})
+
+
+def test_default_database_is_sqlite_in_data_dir():
+    s = load_settings(None, {}, data_dir=Path("/d"))
+    assert s.db_url == "sqlite:////d/server.db"
+    assert s.base_url == "http://127.0.0.1:8080"

@@ -1,0 +1,82 @@
+"""Login (Basic -> JWT), users, personal access tokens, and who may use the management API."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+from server_helpers import ADMIN, accept, make_device
+
+LOGIN = "/api/management/v1/useradm/auth/login"
+TOKENS = "/api/management/v1/useradm/settings/tokens"
+USERS = "/api/management/v1/useradm/users"
+
+
+def test_login_with_wrong_password_is_401(client, admin):
+    r = client.post(LOGIN, auth=(ADMIN[0], "wrong password"))
+    assert r.status_code == 401
+    assert r.json()["error"] == "wrong username or password"
+
+
+def test_login_without_basic_is_401(client):
+    assert client.post(LOGIN).status_code == 401
+    assert client.post(LOGIN, headers={"Authorization": "Basic !!!"}).status_code == 401
+
+
+def test_pat_works_until_deleted(client, admin):
+    r = client.post(TOKENS, json={"name": "ci", "expires_in": 3600}, headers=admin)
+    assert r.status_code == 200
+    pat = {"Authorization": f"Bearer {r.text}"}
+    assert client.get(USERS, headers=pat).status_code == 200
+    token_id = client.get(TOKENS, headers=admin).json()[0]["id"]
+    assert client.delete(f"{TOKENS}/{token_id}", headers=admin).status_code == 204
+    assert client.get(USERS, headers=pat).status_code == 401
+
+
+def test_create_user_then_login(client, admin):
+    r = client.post(
+        USERS, json={"email": "ops@example.com", "password": "longenough"}, headers=admin
+    )
+    assert r.status_code == 201
+    assert client.post(LOGIN, auth=("ops@example.com", "longenough")).status_code == 200
+    dup = client.post(
+        USERS, json={"email": "ops@example.com", "password": "longenough"}, headers=admin
+    )
+    assert dup.status_code == 409
+
+
+def test_tampered_token_is_refused(client, admin):
+    token = admin["Authorization"].split()[1]
+    head, payload, sig = token.split(".")
+    tampered = f"{head}.{payload}.{sig[:-2]}{'A' if sig[-2] != 'A' else 'B'}{sig[-1]}"
+    r = client.get(USERS, headers={"Authorization": f"Bearer {tampered}"})
+    assert r.status_code == 401
+    assert "invalid token" in r.json()["error"]
+
+
+def test_expired_token_is_refused(client, admin, settings):
+    claims = jwt.decode(admin["Authorization"].split()[1], options={"verify_signature": False})
+    claims["exp"] = int(time.time()) - 10
+    expired = jwt.encode(claims, settings.secret_key, algorithm="HS256")
+    r = client.get(USERS, headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401
+    assert r.json()["error"] == "token expired"
+
+
+def test_token_signed_with_another_secret_is_refused(client, admin):
+    claims = jwt.decode(admin["Authorization"].split()[1], options={"verify_signature": False})
+    forged = jwt.encode(claims, "another-secret-0123456789abcdef0123456789", algorithm="HS256")
+    assert client.get(USERS, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_device_token_cannot_use_management_api(client, admin):
+    device = make_device(client, "nosy")
+    accept(client, admin, device)
+    r = client.get(USERS, headers=device.headers)
+    assert r.status_code == 401
+    assert "device tokens" in r.json()["error"]
+
+
+def test_user_token_cannot_use_device_api(client, admin):
+    r = client.put("/api/devices/v1/inventory/device/attributes", json=[], headers=admin)
+    assert r.status_code == 401
