@@ -6,6 +6,7 @@ really use two cores. The queue is bounded: memory stays at a few chunks.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 
@@ -69,8 +70,6 @@ class Prefetcher:
         """Stop the worker; safe to call twice and after an error."""
         self._stop.set()
         while self._thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
         self._thread.join()

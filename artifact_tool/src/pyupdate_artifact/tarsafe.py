@@ -218,10 +218,9 @@ def member_header(
         if not head or len(tail) > 100 or len(head) > 155:
             raise FormatError(f"member name too long for ustar: {name}")
         prefix, raw = head, tail
-    if size < 8**11:
-        size_field = b"%011o\0" % size
-    else:  # base-256, as Go and GNU tar write sizes of 8 GiB and more
-        size_field = bytes([0x80]) + size.to_bytes(11, "big")
+    # base-256 for sizes of 8 GiB and more, as Go and GNU tar write them
+    small = size < 8**11
+    size_field = b"%011o\0" % size if small else bytes([0x80]) + size.to_bytes(11, "big")
     block = bytearray(BLOCK)
     block[0 : len(raw)] = raw
     block[100:108] = b"%07o\0" % mode

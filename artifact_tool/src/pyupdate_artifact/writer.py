@@ -265,26 +265,13 @@ def _mtime_now() -> int:
 
 def _shift(out, data_start: int, end: int, head: bytes) -> None:
     """Rewrite the file as head + [data_start, end): the rare slow path."""
+    fd = out.fileno()
     length = end - data_start
     new_start = len(head)
-    out.truncate(new_start + length)
-    if new_start > data_start:  # move the tail up, last chunk first
-        pos = length
-        while pos > 0:
-            step = min(CHUNK, pos)
-            pos -= step
-            out.seek(data_start + pos)
-            chunk = (
-                out.read(step)
-                if hasattr(out, "read")
-                else os.pread(out.fileno(), step, data_start + pos)
-            )
-            os.pwrite(out.fileno(), chunk, new_start + pos)
-    else:
-        pos = 0
-        while pos < length:
-            step = min(CHUNK, length - pos)
-            os.pwrite(out.fileno(), os.pread(out.fileno(), step, data_start + pos), new_start + pos)
-            pos += step
-    os.pwrite(out.fileno(), head, 0)
-    out.truncate(new_start + length)
+    # Copy in the direction that never overwrites bytes not yet moved.
+    steps = range(0, length, CHUNK)
+    for pos in reversed(steps) if new_start > data_start else steps:
+        step = min(CHUNK, length - pos)
+        os.pwrite(fd, os.pread(fd, step, data_start + pos), new_start + pos)
+    os.pwrite(fd, head, 0)
+    os.ftruncate(fd, new_start + length)

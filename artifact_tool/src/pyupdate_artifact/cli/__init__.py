@@ -1,0 +1,1 @@
+"""`pyupdate-artifact`: one module per verb, listed in main.VERBS."""
