@@ -95,3 +95,46 @@ def accept(client: TestClient, admin: dict[str, str], device: FakeDevice) -> str
     assert r.status_code == 204, r.text
     assert device.authenticate().status_code == 200
     return found["id"]  # type: ignore[no-any-return]
+
+
+def write_test_artifact(
+    out,  # type: ignore[no-untyped-def]
+    name: str,
+    device_types: tuple[str, ...] = ("qemux86-64",),
+    payload: bytes = b"payload\n" * 1024,
+    module: str = "single-file",
+    depends: dict | None = None,  # type: ignore[type-arg]
+    depends_names: tuple[str, ...] = (),
+    signer=None,  # type: ignore[no-untyped-def]
+):
+    """A module-image artifact written with the shared writer (pyupdate_artifact)."""
+    from pyupdate_artifact import compress
+    from pyupdate_artifact.writer import ArtifactSpec, PayloadSpec, write_artifact
+
+    src = out.parent / f"{out.name}.payload"
+    src.write_bytes(payload)
+    spec = ArtifactSpec(
+        name=name,
+        device_types=device_types,
+        payload=PayloadSpec(
+            type=module,
+            files=(src,),
+            provides={f"rootfs-image.{module}.version": name},
+            depends=depends or {},
+            clears_provides=(f"rootfs-image.{module}.*",),
+        ),
+        compression=compress.by_id("gzip"),
+        depends_names=depends_names,
+    )
+    write_artifact(out, spec, signer=signer)
+    return out
+
+
+def upload(client, admin, path, description: str = ""):  # type: ignore[no-untyped-def]
+    with open(path, "rb") as fh:
+        return client.post(
+            "/api/management/v1/deployments/artifacts",
+            files={"artifact": (path.name, fh, "application/octet-stream")},
+            data={"description": description},
+            headers=admin,
+        )
