@@ -1,0 +1,185 @@
+"""`pyupdate`: the agent's command line; the only place errors become exit codes.
+
+Exit codes (docs/agent.md): 0 done, 1 failed (one line on stderr), 2 nothing
+in progress for commit/rollback or a usage error, 4 a reboot is needed
+(`install --reboot-exit-code`, like mender), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyupdate_artifact.errors import ArtifactError
+
+from . import __version__
+from .config import DEFAULT_CONFIG, DEFAULT_DATA, load_config
+from .device import Device
+from .errors import AgentError, UpdateError
+from .install import install
+from .log import setup_logging
+from .provides import current_provides, format_provides
+from .standalone import commit, recover, rollback
+
+REBOOT_EXIT = 4
+
+log = logging.getLogger(__name__)
+
+
+def _device(args: argparse.Namespace) -> Device:
+    return Device(load_config(args.config), args.data)
+
+
+def _open_store(device: Device):
+    store = device.store(create=True)
+    assert store is not None
+    return store
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    device = _device(args)
+    store = _open_store(device)
+    try:
+        done = recover(device, store)
+        if done:
+            log.warning(done)
+        pending = store.inflight()
+        if pending is not None:
+            raise UpdateError(
+                f"update of {pending.artifact_name} is in progress: commit or roll back first"
+            )
+        result = install(device, store, args.artifact)
+    finally:
+        store.close()
+    if result.committed:
+        print(f"installed and committed {result.artifact_name}")
+    else:
+        print(
+            f"installed {result.artifact_name}: "
+            + ("reboot, then " if result.needs_reboot != "No" else "")
+            + "run 'pyupdate commit' to keep it or 'pyupdate rollback' to drop it"
+        )
+    if args.reboot_exit_code and result.needs_reboot != "No":
+        return REBOOT_EXIT
+    return 0
+
+
+def cmd_commit(args: argparse.Namespace) -> int:
+    device = _device(args)
+    store = _open_store(device)
+    try:
+        name = commit(device, store)
+    finally:
+        store.close()
+    print(f"committed {name}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    device = _device(args)
+    store = _open_store(device)
+    try:
+        name = rollback(device, store)
+    finally:
+        store.close()
+    print(f"rolled back {name}")
+    return 0
+
+
+def _provides(args: argparse.Namespace) -> dict[str, str]:
+    device = _device(args)
+    store = device.store(create=False)
+    try:
+        return current_provides(store, device.config)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def cmd_show_artifact(args: argparse.Namespace) -> int:
+    print(_provides(args)["artifact_name"])
+    return 0
+
+
+def cmd_show_provides(args: argparse.Namespace) -> int:
+    sys.stdout.write(format_provides(_provides(args)))
+    return 0
+
+
+@dataclass(frozen=True)
+class Verb:
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_args: Callable[[argparse.ArgumentParser], None] = lambda p: None
+
+
+def _install_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifact", help="artifact file or http(s) URL")
+    parser.add_argument(
+        "--reboot-exit-code",
+        action="store_true",
+        help=f"exit with {REBOOT_EXIT} when the update needs a reboot",
+    )
+
+
+VERBS: dict[str, Verb] = {
+    "install": Verb("install an artifact (file or URL)", cmd_install, _install_args),
+    "commit": Verb("make the installed update permanent", cmd_commit),
+    "rollback": Verb("drop the installed update, go back to the previous one", cmd_rollback),
+    "show-artifact": Verb("print the current artifact name", cmd_show_artifact),
+    "show-provides": Verb("print the current provides as key=value lines", cmd_show_provides),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyupdate", description="pyupdate device agent")
+    parser.add_argument("--version", action="version", version=f"pyupdate {__version__}")
+    parser.add_argument(
+        "-c", "--config", type=Path, default=None, help=f"config file (default {DEFAULT_CONFIG})"
+    )
+    parser.add_argument(
+        "-d", "--data", type=Path, default=DEFAULT_DATA, help=f"data dir (default {DEFAULT_DATA})"
+    )
+    parser.add_argument(
+        "-l",
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="stderr log level",
+    )
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines on stderr")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    for name, verb in VERBS.items():
+        verb.add_args(sub.add_parser(name, help=verb.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.log_json)
+    try:
+        return VERBS[args.verb].run(args)
+    except AgentError as err:
+        _report(args, err)
+        return err.exit_code
+    except ArtifactError as err:
+        _report(args, err)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _report(args: argparse.Namespace, err: Exception) -> None:
+    if args.log_level == "debug":
+        logging.getLogger("pyupdate_agent").exception("failed")
+    print(f"error: {err}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

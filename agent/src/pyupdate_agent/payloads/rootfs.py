@@ -1,0 +1,193 @@
+"""The built-in rootfs-image installer: the image into the inactive slot, then the env.
+
+Write path: the reader decompresses and hashes in the calling thread while a
+writer thread does large aligned writes into the slot, so inflate, sha256 and
+the kernel's copy overlap (zlib, hashlib and os.write release the GIL). One
+fsync at the end. The env is switched only by `install()`, which the flow
+calls after the reader has verified the image's checksum and `finish()` has
+synced it (docs/boot-env.md, "Install").
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import stat
+import struct
+import threading
+
+from ..bootenv import BootEnv
+from ..errors import SlotError, UpdateError
+from ..slots import Slot, boot_part, boot_vars, on_trial, running_slot
+
+log = logging.getLogger(__name__)
+
+BLOCK = 1 << 20  # aligned write size; 1 MiB keeps queue + buffers well under the RSS goal
+QUEUE_DEPTH = 8
+_BLKGETSIZE64 = 0x80081272
+
+
+class RolledBack(UpdateError):
+    """The bootloader went back to the old slot: the update failed."""
+
+
+def slot_size(path: str, fd: int) -> int:
+    st = os.fstat(fd)
+    if stat.S_ISBLK(st.st_mode):
+        buf = fcntl.ioctl(fd, _BLKGETSIZE64, b"\0" * 8)
+        return int(struct.unpack("Q", buf)[0])
+    return st.st_size
+
+
+class SlotWriter:
+    """Writes one image into `slot`; `finish()` syncs, `abort()` leaves it unbootable."""
+
+    def __init__(self, slot: Slot, size: int) -> None:
+        self.slot = slot
+        try:
+            # no O_CREAT: a missing slot is an error, never a new file
+            self._fd = os.open(slot.path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise SlotError(
+                f"slot {slot.label}: cannot open {slot.path} for writing ({err.strerror})"
+            ) from None
+        capacity = slot_size(slot.path, self._fd)
+        if size > capacity:
+            os.close(self._fd)
+            raise SlotError(
+                f"slot {slot.label}: image of {size} bytes does not fit {slot.path}"
+                f" ({capacity} bytes)"
+            )
+        self.written = 0
+        self._buf = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._drain, name="slot-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                view = memoryview(block)
+                while view:
+                    done = os.write(self._fd, view)
+                    view = view[done:]
+            except OSError as err:
+                self._error = err
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise SlotError(
+                f"slot {self.slot.label}: write to {self.slot.path} failed ({self._error.strerror})"
+            )
+
+    def write(self, chunk: bytes) -> None:
+        self._raise_if_failed()
+        self._buf += chunk
+        self.written += len(chunk)
+        if len(self._buf) >= BLOCK:
+            cut = len(self._buf) - len(self._buf) % BLOCK
+            self._queue.put(bytes(self._buf[:cut]))
+            del self._buf[:cut]
+
+    def finish(self) -> None:
+        if self._buf:
+            self._queue.put(bytes(self._buf))
+            self._buf = bytearray()
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            self._raise_if_failed()
+            # the only sync: the env may point at this slot only once it is on disk
+            os.fsync(self._fd)
+        except OSError as err:
+            raise SlotError(f"slot {self.slot.label}: sync failed ({err.strerror})") from None
+        finally:
+            os.close(self._fd)
+
+    def abort(self) -> None:
+        self._buf = bytearray()
+        self._error = self._error or OSError(0, "aborted")
+        self._queue.put(None)
+        self._thread.join()
+        os.close(self._fd)
+
+
+class RootfsInstaller:
+    """Args:
+    env: the bootloader env.
+    slots: (A, B).
+    old, new: the running slot when the install started, and the one written.
+    """
+
+    def __init__(self, env: BootEnv, slots: tuple[Slot, Slot], old: Slot, new: Slot) -> None:
+        self.env = env
+        self.slots = slots
+        self.old = old
+        self.new = new
+        self._writer: SlotWriter | None = None
+        self._files = 0
+
+    # Download
+    def begin_download(self) -> RootfsInstaller:
+        return self
+
+    def open_file(self, payload: object, name: str, size: int) -> SlotWriter:
+        self._files += 1
+        if self._files > 1:
+            raise SlotError(f"rootfs-image payload has more than one file ({name})")
+        self._writer = SlotWriter(self.new, size)
+        return self._writer
+
+    def end_download(self) -> None:
+        if self._files != 1:
+            raise SlotError("rootfs-image payload has no image file")
+
+    def abort_download(self) -> None:
+        """Nothing to undo: the env still points at the old slot."""
+
+    def supports_rollback(self) -> bool:
+        return True
+
+    def needs_reboot(self) -> str:
+        return "Yes"
+
+    def install(self) -> None:
+        # one fw_setenv script: a power cut leaves either the old env or all of this
+        self.env.write({**boot_vars(self.new), "upgrade_available": "1", "bootcount": "0"})
+        log.info("boot env switched", extra={"slot": self.new.label})
+
+    def rolled_back_by_bootloader(self) -> bool:
+        """The bootloader gave up on the new slot and went back (docs/boot-env.md)."""
+        env = self.env.read()
+        return boot_part(env, self.slots) == self.old and not on_trial(env)
+
+    def commit_precondition(self) -> None:
+        """Commit only from the new slot: committing before the reboot would drop the fallback."""
+        if running_slot(self.slots, self.env.read()) != self.new:
+            raise UpdateError(
+                f"the device still runs slot {self.old.label}: reboot into slot"
+                f" {self.new.label} first, then commit"
+            )
+
+    def commit(self) -> None:
+        env = self.env.read()
+        if boot_part(env, self.slots) == self.new and not on_trial(env):
+            return  # committed before a power cut; nothing left to do
+        self.env.write({"upgrade_available": "0"})
+
+    def rollback(self) -> None:
+        self.env.write({**boot_vars(self.old), "upgrade_available": "0", "bootcount": "0"})
+
+    def failure(self) -> None:
+        """Nothing beyond the rollback: the old slot is untouched."""
+
+    def cleanup(self) -> None:
+        """Nothing to remove: the slot stays as written, just not bootable."""
