@@ -1,0 +1,21 @@
+#!/bin/busybox sh
+# Tiny initramfs /init: load the few modules the cloud kernel lacks, mount root=,
+# switch_root. If the root cannot be mounted, exiting makes the kernel panic and
+# panic=5 resets the machine, which is what drives U-Boot's bootcount.
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /newroot
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /etc/modules); do modprobe "$m" 2>/dev/null; done
+root=$(sed -n 's/.*root=\([^ ]*\).*/\1/p' /proc/cmdline)
+i=0
+while [ ! -b "$root" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+echo "initramfs: mounting $root"
+if mount -t ext4 -o rw "$root" /newroot && [ -x /newroot/sbin/init ]; then
+    umount /proc /sys
+    mount --move /dev /newroot/dev
+    exec switch_root /newroot /sbin/init
+fi
+echo "initramfs: cannot boot $root"
+exit 1
