@@ -34,3 +34,5 @@ def setup_logging(level: str = "info", as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # migrations at startup are routine; their per-plugin chatter is not
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -12,6 +11,7 @@ from sqlalchemy import select
 
 from pyupdate_server.api.deps import CurrentUser, State
 from pyupdate_server.api.multipart import receive_upload
+from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Artifact
 from pyupdate_server.errors import NotFound
 from pyupdate_server.services import artifacts as service
@@ -46,7 +46,7 @@ class ArtifactOut(BaseModel):
     clears_artifact_provides: list[str] | None
     size: int
     sha256: str
-    modified: dt.datetime
+    modified: Timestamp
 
 
 def artifact_out(a: Artifact) -> ArtifactOut:

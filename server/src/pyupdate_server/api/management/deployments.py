@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -11,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Deployment, DeviceDeployment
 from pyupdate_server.errors import NotFound
 from pyupdate_server.services import rollout
@@ -44,8 +44,8 @@ class DeploymentOut(BaseModel):
     artifact_name: str
     status: str
     aborted: bool
-    created: dt.datetime
-    finished: dt.datetime | None
+    created: Timestamp
+    finished: Timestamp | None
     device_count: int
     max_devices: int | None
     retries: int
@@ -159,8 +159,8 @@ class DeviceStatusOut(BaseModel):
     status: str
     substate: str
     attempts: int
-    created: dt.datetime
-    finished: dt.datetime | None
+    created: Timestamp
+    finished: Timestamp | None
     log: bool
 
 

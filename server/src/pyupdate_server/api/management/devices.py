@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Literal
 
@@ -12,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.auth.device_signatures import normalize_pubkey
 from pyupdate_server.db.models import AuthSet, Device
 from pyupdate_server.errors import NotFound
@@ -29,15 +29,15 @@ class AuthSetOut(BaseModel):
     pubkey: str
     identity_data: dict[str, object]
     status: str
-    ts: dt.datetime
+    ts: Timestamp
 
 
 class DeviceOut(BaseModel):
     id: str
     identity_data: dict[str, object]
     status: str
-    created_ts: dt.datetime
-    updated_ts: dt.datetime
+    created_ts: Timestamp
+    updated_ts: Timestamp
     auth_sets: list[AuthSetOut]
     decommissioning: bool = False
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Device
 from pyupdate_server.errors import NotFound
 from pyupdate_server.services.admission import get_device
@@ -29,7 +29,7 @@ class AttributeOut(BaseModel):
 class InventoryDevice(BaseModel):
     id: str
     attributes: list[AttributeOut]
-    updated_ts: dt.datetime
+    updated_ts: Timestamp
 
 
 def _out(device: Device) -> InventoryDevice:

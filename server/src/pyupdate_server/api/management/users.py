@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import ApiToken, User, utcnow
 from pyupdate_server.errors import NotFound, Unauthorized
 from pyupdate_server.services import users
@@ -50,7 +50,7 @@ def login(request: Request, state: State) -> Response:
 class UserOut(BaseModel):
     id: str
     email: str
-    created_ts: dt.datetime
+    created_ts: Timestamp
 
 
 class NewUser(BaseModel):
@@ -101,8 +101,8 @@ class NewToken(BaseModel):
 class TokenOut(BaseModel):
     id: str
     name: str
-    expiration_date: dt.datetime
-    created_ts: dt.datetime
+    expiration_date: Timestamp
+    created_ts: Timestamp
 
 
 @router.post("/settings/tokens", response_class=Response, responses={200: _JWT})
