@@ -219,13 +219,17 @@ def rootfs_artifact(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Art
         sign: bool = True,
         device_type: str = DEVICE_TYPE,
         extra: tuple[str, ...] = (),
+        random: bool = False,
     ) -> Path:
-        key = (name, size, sign, device_type, extra)
+        key = (name, size, sign, device_type, extra, random)
         if key in cache:
             return cache[key]
         n = len(cache)
         image = d / f"img{n}.ext4"
-        image.write_bytes(hashlib.sha256(name.encode()).digest() * (size // 32))
+        if random:
+            image.write_bytes(os.urandom(size))
+        else:
+            image.write_bytes(hashlib.sha256(name.encode()).digest() * (size // 32))
         out = d / f"a{n}.mender"
         cmd = [
             "mender-artifact",

@@ -41,7 +41,7 @@ class Flow:
         try:
             action()
         except (ModuleError, ScriptError) as err:
-            log.error("%s failed: %s", what, err)
+            log.warning("%s failed: %s", what, err)
             return str(err)
         return None
 
@@ -59,7 +59,7 @@ class Flow:
         self._soft("ArtifactFailure_Leave", lambda: s.run("ArtifactFailure", "Leave", True))
         self._soft("Cleanup", self.installer.cleanup)
         self.store.finish(self.update, "failure", reason, None)
-        log.error("update failed", extra={"artifact": self.update.artifact_name, "reason": reason})
+        log.info("update failed", extra={"artifact": self.update.artifact_name, "reason": reason})
 
     def _rollback_states(self) -> None:
         s = self.scripts

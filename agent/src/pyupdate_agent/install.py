@@ -127,12 +127,13 @@ def install(device: Device, store: Store, source: str) -> InstallResult:
 
 
 def _install(device: Device, store: Store, source: str, scripts: ScriptRunner) -> InstallResult:
-    keys = [load_verifier(k) for k in device.config.artifact_verify_keys]
-    stream = open_source(source, device)
     update_id = new_update_id()
     name_for_record = source
+    stream: BinaryIO | None = None
     try:
         try:
+            keys = [load_verifier(k) for k in device.config.artifact_verify_keys]
+            stream = open_source(source, device)
             reader = ArtifactReader(stream, verify_keys=keys, require_signature=bool(keys))
             header = reader.read_header()
             name_for_record = header.artifact_name
@@ -162,7 +163,8 @@ def _install(device: Device, store: Store, source: str, scripts: ScriptRunner) -
             log.info("installing", extra={"artifact": header.artifact_name, "update": update_id})
             return _download_and_install(device, flow, reader, header, provides, device_type)
     finally:
-        stream.close()
+        if stream is not None:
+            stream.close()
 
 
 def _download_and_install(

@@ -1,0 +1,166 @@
+"""`pyupdate install | commit | rollback` on a host-mode device (docs/agent.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PART_A, PART_B, HostDevice, sha256
+
+from pyupdate_agent.store import Store
+
+pytestmark = pytest.mark.uboot
+
+
+def history(host: HostDevice) -> list:
+    store = Store.open(host.data, create=False)
+    assert store is not None
+    try:
+        return store.history()
+    finally:
+        store.close()
+
+
+def test_install_writes_inactive_slot_and_switches_env(host, rootfs_artifact, capsys):
+    art = rootfs_artifact("release-1")
+    a_before = sha256(host.slot_a)
+    assert host.cli("install", str(art)) == 0
+    env = host.env()
+    assert env["mender_boot_part"] == str(PART_B)
+    assert env["mender_boot_part_hex"] == f"{PART_B:X}"
+    assert env["upgrade_available"] == "1"
+    assert env["bootcount"] == "0"
+    assert sha256(host.slot_a) == a_before
+    image_len = 1 << 20
+    assert host.slot_b.read_bytes()[:image_len] == (
+        __import__("hashlib").sha256(b"release-1").digest() * (image_len // 32)
+    )
+    assert "reboot" in capsys.readouterr().out
+
+
+def test_install_reboot_exit_code_is_4(host, rootfs_artifact):
+    assert host.cli("install", "--reboot-exit-code", str(rootfs_artifact("release-1"))) == 4
+
+
+def test_commit_after_trial_boot_makes_update_permanent(host, rootfs_artifact, capsys):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    assert host.boot() == PART_B
+    assert host.cli("commit") == 0
+    env = host.env()
+    assert env["upgrade_available"] == "0"
+    assert env["mender_boot_part"] == str(PART_B)
+    capsys.readouterr()
+    assert host.cli("show-artifact") == 0
+    assert capsys.readouterr().out == "release-1\n"
+    host.cli("show-provides")
+    out = capsys.readouterr().out
+    assert "artifact_name=release-1\n" in out
+    assert "rootfs-image.version=release-1\n" in out
+    assert history(host)[-1].result == "success"
+
+
+def test_commit_before_reboot_is_refused_and_keeps_update_pending(host, rootfs_artifact, capsys):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    assert host.cli("commit") == 1
+    assert "reboot into slot B first" in capsys.readouterr().err
+    assert host.env()["upgrade_available"] == "1"
+    host.boot()
+    assert host.cli("commit") == 0
+
+
+def test_second_install_goes_back_to_slot_a(host, rootfs_artifact):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    host.boot()
+    host.cli("commit")
+    b_after = sha256(host.slot_b)
+    assert host.cli("install", str(rootfs_artifact("release-2"))) == 0
+    assert host.env()["mender_boot_part"] == str(PART_A)
+    assert sha256(host.slot_b) == b_after
+
+
+def test_bootloader_rollback_is_recorded_as_failure(host, rootfs_artifact, capsys):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    host.boot()  # trial boot of B fails to come up ...
+    assert host.boot() == PART_A  # ... the next boot exceeds bootlimit and goes back
+    capsys.readouterr()
+    assert host.cli("commit") == 1
+    assert "bootloader rolled back to slot A" in capsys.readouterr().err
+    assert host.cli("show-artifact") == 0
+    assert capsys.readouterr().out == "unknown\n"
+    assert history(host)[-1].result == "failure"
+    assert host.cli("commit") == 2  # nothing in progress any more
+
+
+def test_rollback_before_reboot_restores_env(host, rootfs_artifact):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    assert host.cli("rollback") == 0
+    env = host.env()
+    assert env["mender_boot_part"] == str(PART_A)
+    assert env["upgrade_available"] == "0"
+    assert host.boot() == PART_A
+    assert history(host)[-1].result == "rolled back"
+
+
+def test_rollback_after_trial_boot_returns_to_old_slot(host, rootfs_artifact):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    host.boot()
+    assert host.cli("rollback") == 0
+    assert host.boot() == PART_A
+
+
+def test_commit_and_rollback_without_update_exit_2(host, capsys):
+    assert host.cli("commit") == 2
+    assert host.cli("rollback") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "nothing to" in err
+
+
+def test_install_while_update_pending_is_refused(host, rootfs_artifact, capsys):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    assert host.cli("install", str(rootfs_artifact("release-2"))) == 1
+    assert "in progress" in capsys.readouterr().err
+    assert host.env()["mender_boot_part"] == str(PART_B)
+
+
+def test_show_artifact_reads_artifact_info_then_store(host, rootfs_artifact, capsys):
+    (host.root / "artifact_info").write_text("artifact_name=factory-image\n")
+    host.cli("show-artifact")
+    assert capsys.readouterr().out == "factory-image\n"
+    host.cli("install", str(rootfs_artifact("release-1")))
+    capsys.readouterr()
+    host.cli("show-artifact")  # not committed yet: still the old one
+    assert capsys.readouterr().out == "factory-image\n"
+
+
+def test_show_artifact_unknown_without_store_or_info(host, capsys):
+    assert host.cli("show-artifact") == 0
+    assert capsys.readouterr().out == "unknown\n"
+
+
+def test_grub_backend_install_boot_commit(host, rootfs_artifact):
+    host.write_config(Bootloader="grub")
+    assert host.cli("install", str(rootfs_artifact("release-1"))) == 0
+    assert host.boot() == PART_B
+    assert host.cli("commit") == 0
+    from bootloader_sim import grub_env
+
+    env = grub_env(host.grubenv)
+    assert env["mender_boot_part"] == str(PART_B) and env["upgrade_available"] == "0"
+
+
+def test_grub_backend_rolls_back_after_failed_trial(host, rootfs_artifact):
+    host.write_config(Bootloader="grub")
+    host.cli("install", str(rootfs_artifact("release-1")))
+    host.boot()
+    assert host.boot() == PART_A
+    assert host.cli("commit") == 1
+    assert history(host)[-1].result == "failure"
+
+
+def test_deployment_log_holds_the_phases(host, rootfs_artifact):
+    host.cli("install", str(rootfs_artifact("release-1")))
+    logs = sorted(host.data.glob("deployments.*.log"))
+    assert len(logs) == 1
+    states = [json.loads(line).get("state") for line in logs[0].read_text().splitlines()]
+    phases = [s for s in states if s is not None]
+    assert phases.index("download") < phases.index("install") < phases.index("installed")
