@@ -231,6 +231,10 @@ def member_header(
     block[156:157] = kind
     block[257:263] = b"ustar\0"
     block[263:265] = b"00"
+    # Go writes devmajor/devminor as octal zeros even for regular files; so do we, so
+    # that our tar headers (and header.tar.gz) are byte-identical to mender-artifact's.
+    block[329:337] = b"0000000\0"
+    block[337:345] = b"0000000\0"
     block[345 : 345 + len(prefix)] = prefix
     block[148:156] = b" " * 8
     block[148:156] = b"%06o\0 " % sum(block)

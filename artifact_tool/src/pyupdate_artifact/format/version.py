@@ -22,6 +22,7 @@ def parse_version(data: bytes) -> int:
     if doc["format"] != "mender":
         raise FormatError(f"version: unknown format {doc['format']!r}")
     version = doc["version"]
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+    # type(...) is int: Go decodes into an int field, so 3.0 and true are refused there too
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         raise FormatError(f"version: unsupported artifact format version {version!r} (only 3)")
     return int(version)
