@@ -1,0 +1,174 @@
+"""The device key, identity and inventory, from Mender-compatible scripts.
+
+A device moved from Mender keeps its identity (same identity script, same key
+format) and its inventory scripts. The key is generated on first start: RSA
+3072 by default (as mender 3.4), ECDSA P-256 or Ed25519 on request, mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from ..errors import AgentError
+
+log = logging.getLogger(__name__)
+
+IDENTITY_DIRS = ("/usr/share/pyupdate/identity",)
+MENDER_IDENTITY = "/usr/share/mender/identity/mender-device-identity"
+INVENTORY_DIRS = ("/usr/share/pyupdate/inventory", "/usr/share/mender/inventory")
+SCRIPT_TIMEOUT = 60
+
+
+class IdentityError(AgentError):
+    """The device key, identity script or inventory cannot be produced."""
+
+
+class DeviceKey:
+    """The device's private key and the auth-request signature its type calls for."""
+
+    def __init__(
+        self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    ):
+        self._key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path, kind: str = "rsa") -> DeviceKey:
+        if path.exists():
+            try:
+                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            except (OSError, ValueError, TypeError) as err:
+                raise IdentityError(f"{path}: cannot load the device key ({err})") from None
+            if not isinstance(
+                key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+            ):
+                raise IdentityError(f"{path}: unsupported device key type")
+            return cls(key)
+        new, pem = _generate(kind)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        log.info("generated device key", extra={"key_type": kind, "path": str(path)})
+        return cls(new)
+
+    def public_pem(self) -> str:
+        return (
+            self._key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+    def sign(self, body: bytes) -> str:
+        """X-MEN-Signature: RSA PKCS#1 v1.5, ECDSA DER, Ed25519 pure; all over the raw body."""
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            raw = key.sign(body, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            raw = key.sign(body, ec.ECDSA(hashes.SHA256()))
+        else:
+            raw = key.sign(body)
+        return base64.b64encode(raw).decode()
+
+
+def _generate(kind: str) -> tuple[object, bytes]:
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        fmt = serialization.PrivateFormat.TraditionalOpenSSL  # PKCS#1, as mender writes
+    elif kind == "ecdsa":
+        key = ec.generate_private_key(ec.SECP256R1())
+        fmt = serialization.PrivateFormat.TraditionalOpenSSL  # SEC1
+    elif kind == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+        fmt = serialization.PrivateFormat.PKCS8
+    else:
+        raise IdentityError(f"DeviceKeyType: {kind!r} is not one of rsa, ecdsa, ed25519")
+    pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+    return key, pem
+
+
+def parse_key_values(text: str, source: str) -> dict[str, str | list[str]]:
+    """`key=value` lines; a key given several times becomes a list (Mender's rule)."""
+    result: dict[str, str | list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            log.warning("ignoring line without '=' from %s", source)
+            continue
+        if key in result:
+            old = result[key]
+            result[key] = [*old, value] if isinstance(old, list) else [old, value]
+        else:
+            result[key] = value
+    return result
+
+
+def _run(script: Path) -> str:
+    try:
+        done = subprocess.run(
+            [str(script)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise IdentityError(f"{script}: cannot run ({err})") from None
+    if done.returncode != 0:
+        raise IdentityError(f"{script}: exited with {done.returncode}: {done.stderr.strip()[:200]}")
+    return done.stdout
+
+
+def _executables(folder: Path, prefix: str = "") -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.name.startswith(prefix) and p.is_file() and os.access(p, os.X_OK)
+    )
+
+
+def identity_script(dirs: Iterable[str] = IDENTITY_DIRS, mender: str = MENDER_IDENTITY) -> Path:
+    for folder in dirs:
+        found = _executables(Path(folder))
+        if found:
+            return found[0]
+    if os.access(mender, os.X_OK):
+        return Path(mender)
+    raise IdentityError(f"no identity script in {', '.join(dirs)} nor {mender}")
+
+
+def identity_data(script: Path) -> str:
+    """The id_data string: compact JSON with sorted keys, as Go marshals a map."""
+    attrs = parse_key_values(_run(script), str(script))
+    if not attrs:
+        raise IdentityError(f"{script}: printed no key=value identity")
+    return json.dumps(attrs, separators=(",", ":"), sort_keys=True)
+
+
+def inventory(dirs: Iterable[str], fixed: dict[str, str]) -> list[dict[str, object]]:
+    """Attributes from every inventory script, then the ones the agent always sends."""
+    merged: dict[str, str | list[str]] = {}
+    for folder in dirs:
+        prefix = "mender-inventory-" if folder.endswith("/mender/inventory") else ""
+        for script in _executables(Path(folder), prefix):
+            try:
+                merged.update(parse_key_values(_run(script), str(script)))
+            except IdentityError as err:
+                log.warning("inventory script failed: %s", err)
+    merged.update(fixed)
+    return [{"name": k, "value": v} for k, v in merged.items()]
