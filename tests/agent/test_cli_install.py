@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PART_A, PART_B, HostDevice, sha256
+from agent_host import PART_A, PART_B, HostDevice, sha256
 
 from pyupdate_agent.store import Store
 

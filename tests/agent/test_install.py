@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import DEVICE_TYPE, HostDevice, sha256
+from agent_host import DEVICE_TYPE, HostDevice, sha256
 
 from pyupdate_agent.store import Store
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PART_A, PART_B, HostDevice, sha256
+from agent_host import PART_A, PART_B, HostDevice, sha256
 
 from pyupdate_agent.store import Store
 

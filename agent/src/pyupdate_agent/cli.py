@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: still one line, details with --log-level debug
+        _report(args, RuntimeError(f"internal error: {type(err).__name__}: {err}"))
+        return 1
 
 
 def _report(args: argparse.Namespace, err: Exception) -> None:

@@ -119,7 +119,9 @@ class _Call:
             if keep:
                 self.answer.append(line)
             else:
-                log.info(line, extra={"module": self.name, "state": self.state, "stream": stream})
+                log.info(
+                    line, extra={"update_module": self.name, "state": self.state, "stream": stream}
+                )
         pipe.close()
 
     def _watch(self, timeout: float) -> None:
@@ -224,7 +226,7 @@ class ModuleInstaller:
         self._next_fd: int | None = None
 
     def _call(self, state: str) -> _Call:
-        log.info("calling update module", extra={"module": self.module.name, "state": state})
+        log.info("calling update module", extra={"update_module": self.module.name, "state": state})
         return _Call(self.module, state, self.tree, self.timeout, self.kill_grace)
 
     def _run(self, state: str) -> list[str]:
