@@ -94,7 +94,7 @@ def _cached(name: str, key: str, build) -> Path:
 def _mmdebstrap(arch: str, variant: str, include: str, out: Path, hooks: list[str]) -> None:
     argv = ["mmdebstrap", f"--variant={variant}", f"--arch={arch}", f"--include={include}"]
     argv += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
-    argv += hooks + [SUITE, str(out), str(SOURCES)]
+    argv += [*hooks, SUITE, str(out), str(SOURCES)]
     _run(argv)
 
 
@@ -119,8 +119,18 @@ def kernel_tree(arch: str) -> Path:
         _mmdebstrap(arch, "extract", include, tmp / "pkgs.tar", [])
         tree = tmp / "tree"
         tree.mkdir()
-        _run(["tar", "-xf", str(tmp / "pkgs.tar"), "-C", str(tree), "./boot", "./lib/modules",
-              "./bin/busybox"])
+        _run(
+            [
+                "tar",
+                "-xf",
+                str(tmp / "pkgs.tar"),
+                "-C",
+                str(tree),
+                "./boot",
+                "./lib/modules",
+                "./bin/busybox",
+            ]
+        )
         (tmp / "pkgs.tar").unlink()
         version = _kernel_version(tree)
         _run(["depmod", "-b", str(tree), version])
@@ -159,7 +169,9 @@ def initramfs(arch: str) -> Path:
         with (tmp / "initrd.img").open("wb") as out:
             cpio = subprocess.Popen(
                 ["cpio", "-o", "-H", "newc", "--quiet"],
-                cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                cwd=root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
             gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=out)
             cpio.stdin.write(("\n".join(files) + "\n").encode())
@@ -175,7 +187,9 @@ def _module_files(tree: Path, version: str) -> list[Path]:
     for name in INITRAMFS_MODULES:
         done = subprocess.run(
             ["modprobe", "-d", str(tree), "-S", version, "--show-depends", name],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         for line in done.stdout.splitlines():
             fields = line.split()

@@ -20,7 +20,9 @@ def test_one_template_set_for_uboot():
 
 def test_x86_script_uses_zboot_and_literal_addresses_without_setexpr():
     script = boot_cmd(load_board("qemu-x86_64"))
-    assert "setexpr" not in script and "saveenv" not in script
+    commands = "\n".join(ln for ln in script.splitlines() if not ln.startswith("#"))
+    words = set(commands.split())
+    assert "setexpr" not in words and "saveenv" not in words
     assert "zboot ${kernel_addr_r} 0 ${ramdisk_addr_r} ${filesize}" in script
     assert "setenv ramdisk_addr_r 0x10000000" in script
     assert "load ${devtype} ${ab_envpart} 0x7100000 uboot.env" in script

@@ -1,37 +1,50 @@
 """The signed rootfs artifact of the same slot image, and a bootstrap artifact.
 
-One function per artifact, so the implementation can change in one place:
-the lead's `pyupdate_artifact.writer` when it is importable, Debian's
-`mender-artifact` otherwise (a stopgap; both write Mender Artifact v3).
+Written with the library's writer (pyupdate_artifact.writer), with the same
+defaults `mender-artifact write` 3.9 uses (rootfs-image.version, checksum
+provide, clears list), so Mender clients and servers read them unchanged.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import tools
-from .errors import InputError
+from .. import errors as artifact_errors
+from ..compress import by_id
+from ..sign import load_signer
+from ..writer import ArtifactSpec, PayloadSpec, write_artifact
+from .errors import ImageError, InputError
+
+ROOTFS_CLEARS = ("artifact_group", "rootfs_image_checksum", "rootfs-image.*")
 
 
 def write_rootfs_artifact(
     image: Path, out: Path, name: str, device_type: str, key: Path | None
 ) -> None:
-    _check_key(key)
-    argv = ["mender-artifact", "write", "rootfs-image", "-f", image, "-n", name]
-    argv += ["-t", device_type, "-o", out, "--compression", "gzip", "--no-progress"]
-    argv += ["-k", key] if key is not None else []
-    tools.run(argv)
+    payload = PayloadSpec(
+        type="rootfs-image",
+        files=(image,),
+        provides={"rootfs-image.version": name},
+        clears_provides=ROOTFS_CLEARS,
+        meta_data=b"",
+        checksum_provide="rootfs-image.checksum",
+    )
+    _write(out, name, device_type, payload, key)
 
 
 def write_bootstrap_artifact(out: Path, name: str, device_type: str, key: Path | None) -> None:
     """Empty payload; installing it records `name` as the current artifact (Mender's bootstrap)."""
-    _check_key(key)
-    argv = ["mender-artifact", "write", "bootstrap-artifact", "-n", name, "-t", device_type]
-    argv += ["--provides", f"rootfs-image.version:{name}", "-o", out, "--no-progress"]
-    argv += ["-k", key] if key is not None else []
-    tools.run(argv)
+    payload = PayloadSpec(type=None, provides={"rootfs-image.version": name})
+    _write(out, name, device_type, payload, key)
 
 
-def _check_key(key: Path | None) -> None:
+def _write(out: Path, name: str, device_type: str, payload: PayloadSpec, key: Path | None) -> None:
     if key is not None and not key.is_file():
         raise InputError(f"{key}: signing key not found")
+    spec = ArtifactSpec(
+        name=name, device_types=(device_type,), payload=payload, compression=by_id("gzip")
+    )
+    try:
+        write_artifact(out, spec, load_signer(key) if key is not None else None)
+    except artifact_errors.ArtifactError as exc:
+        raise ImageError(f"{out.name}: {exc}") from exc

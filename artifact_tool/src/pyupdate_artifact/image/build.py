@@ -37,7 +37,7 @@ class BuildSpec:
 
 def check_inputs(spec: BuildSpec) -> None:
     """Everything that can be checked before the first byte is written."""
-    for tool in BASE_TOOLS + (("mender-artifact",) if spec.artifacts else ()):
+    for tool in BASE_TOOLS:
         tools.require(tool)
     if not Path(spec.board.uboot.binary).is_file():
         raise InputError(

@@ -27,13 +27,23 @@ def rootfs_kind(src: Path) -> str:
         return "dir"
     if not src.is_file():
         raise InputError(f"{src}: rootfs not found (a directory, tarball or ext4 image)")
-    if src.name.endswith(TAR_SUFFIXES) or tarfile.is_tarfile(src):
-        return "tar"
     with src.open("rb") as f:
         f.seek(1080)
         if f.read(2) == b"\x53\xef":
             return "ext4"
+    # is_tarfile() alone accepts any file that starts with a zero block (an ext4
+    # image does): a tarball must have a tar suffix or at least one member.
+    if src.name.endswith(TAR_SUFFIXES) or _has_tar_member(src):
+        return "tar"
     raise InputError(f"{src}: rootfs is neither a directory, a tarball nor an ext4 image")
+
+
+def _has_tar_member(src: Path) -> bool:
+    try:
+        with tarfile.open(src) as tar:
+            return tar.next() is not None
+    except (tarfile.TarError, OSError):
+        return False
 
 
 def make_slot_image(board: Board, src: Path, out: Path, artifact_name: str, label: str) -> None:
