@@ -61,5 +61,5 @@ def test_parse_manifest_refuses(data: bytes, message: str):
 
 
 def test_parse_manifest_refuses_absurd_size_before_parsing():
-    with pytest.raises(FormatError, match="larger than"):
+    with pytest.raises(FormatError, match=r"larger than"):
         parse_manifest(b"x" * (MAX_MANIFEST + 1))
