@@ -205,7 +205,8 @@ def write_artifact(
     reserve += -reserve % tarsafe.BLOCK
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # read-write: the rare slow path (_shift) reads the payload back to move it
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as err:
         raise OutputError(f"{out_path}: cannot create ({err.strerror})") from None
     try:
@@ -255,7 +256,10 @@ def _write_body(out, layout: _Layout, reserve: int, progress: Progress | None) -
         _write_all(out, prefix + tarsafe.pax_filler(gap, layout.data_name) + data_header)
         return
     # The prefix outgrew its room (only with a huge header): shift the payload.
-    _shift(out, reserve + tarsafe.BLOCK, end, prefix + data_header)
+    try:
+        _shift(out, reserve + tarsafe.BLOCK, end, prefix + data_header)
+    except OSError as err:
+        raise OutputError(f"cannot write artifact ({err.strerror})") from None
 
 
 def _mtime_now() -> int:
