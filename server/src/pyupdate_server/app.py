@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pyupdate_server import __version__
@@ -53,6 +54,26 @@ def build_state(settings: Settings) -> ServerState:
     )
 
 
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body: one line saying what is wrong."""
+
+    error: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "malformed request"),
+        (401, "missing, invalid, expired or revoked credentials"),
+        (403, "not allowed"),
+        (404, "no such resource"),
+        (409, "conflict with the current state"),
+        (413, "body too large"),
+        (422, "invalid request data"),
+    )
+}
+
+
 def _error_body(message: str) -> dict[str, str]:
     return {"error": message}
 
@@ -90,9 +111,9 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse(_error_body(str(exc.detail)), status_code=exc.status_code)
 
     for module in (device_auth, inventory, device_deployments, download):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     for module in (users, devices, mgmt_inventory, artifacts, deployments):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

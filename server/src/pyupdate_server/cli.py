@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(create)
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
+    spec = sub.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")
+    _common(spec)
     token = sub.add_parser("token", help="personal access tokens for CI")
     token_sub = token.add_subparsers(dest="action", required=True)
     tcreate = token_sub.add_parser("create", help="print a new token for a user")
@@ -121,12 +123,27 @@ def _token_create(settings: Settings, username: str, name: str, expires_in: int)
     return 0
 
 
+def _openapi(settings: Settings) -> int:
+    import json
+    import tempfile
+
+    from pyupdate_server.app import create_app
+
+    # the document does not depend on the data; build the app on a throw-away dir
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = create_app(settings.replace(data_dir=Path(tmp))).openapi()
+    print(json.dumps(spec, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "openapi":
+            return _openapi(settings)
         if args.command == "user":
             return _user_create(settings, args.username, args.password)
         return _token_create(settings, args.username, args.name, args.expires_in)

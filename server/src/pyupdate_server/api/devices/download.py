@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
 from pyupdate_server.api.deps import State
@@ -17,9 +17,15 @@ router = APIRouter(tags=["device download"])
 
 @router.get(
     DOWNLOAD_PATH + "/{artifact_id}",
-    response_class=FileResponse,
+    response_class=Response,
     responses={
-        200: {"content": {"application/vnd.mender-artifact": {}}},
+        200: {
+            "content": {
+                "application/vnd.mender-artifact": {
+                    "schema": {"type": "string", "format": "binary"}
+                }
+            }
+        },
         206: {"description": "partial content"},
         403: {"description": "bad or expired link"},
     },

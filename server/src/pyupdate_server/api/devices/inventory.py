@@ -31,13 +31,13 @@ def _apply(state: State, device_id: str, attrs: list[Attribute], replace: bool) 
         device.updated = utcnow()
 
 
-@router.put("/device/attributes", status_code=200)
+@router.put("/device/attributes", status_code=200, response_class=Response)
 def put_attributes(attrs: list[Attribute], device: CurrentDevice, state: State) -> Response:
     _apply(state, device.id, attrs, replace=True)
     return Response(status_code=200)
 
 
-@router.patch("/device/attributes", status_code=200)
+@router.patch("/device/attributes", status_code=200, response_class=Response)
 def patch_attributes(attrs: list[Attribute], device: CurrentDevice, state: State) -> Response:
     _apply(state, device.id, attrs, replace=False)
     return Response(status_code=200)

@@ -218,10 +218,10 @@ def abort(deployment_id: str, body: Abort, _: CurrentUser, state: State) -> Resp
 
 @router.get(
     "/deployments/{deployment_id}/devices/{device_id}/log",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}},
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-def device_log(deployment_id: str, device_id: str, _: CurrentUser, state: State) -> str:
+def device_log(deployment_id: str, device_id: str, _: CurrentUser, state: State) -> Response:
     with state.db.read() as session:
         row = session.scalar(
             select(DeviceDeployment).where(
@@ -231,7 +231,9 @@ def device_log(deployment_id: str, device_id: str, _: CurrentUser, state: State)
         )
         if row is None or not row.log:
             raise NotFound(f"no log for device {device_id} in deployment {deployment_id}")
-        return "".join(
-            f"{m.get('timestamp', '')} {m.get('level', '')} {m.get('message', '')}\n"
-            for m in row.log
+        return PlainTextResponse(
+            "".join(
+                f"{m.get('timestamp', '')} {m.get('level', '')} {m.get('message', '')}\n"
+                for m in row.log
+            )
         )

@@ -154,8 +154,8 @@ class Preauth(BaseModel):
     force: bool = False
 
 
-@router.post("/devices", status_code=201)
-def preauthorize(body: Preauth, _: CurrentUser, state: State, response: Response) -> Response:
+@router.post("/devices", status_code=201, response_class=Response)
+def preauthorize(body: Preauth, _: CurrentUser, state: State) -> Response:
     identity = admission.canonical_identity(body.identity_data)
     pubkey = normalize_pubkey(body.pubkey)
     with state.db.write() as session:
