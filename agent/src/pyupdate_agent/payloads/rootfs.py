@@ -90,8 +90,11 @@ class SlotWriter:
 
     def write(self, chunk: bytes) -> None:
         self._raise_if_failed()
-        self._buf += chunk
         self.written += len(chunk)
+        if not self._buf and len(chunk) % BLOCK == 0:
+            self._queue.put(chunk)  # already aligned: hand it over without a copy
+            return
+        self._buf += chunk
         if len(self._buf) >= BLOCK:
             cut = len(self._buf) - len(self._buf) % BLOCK
             self._queue.put(bytes(self._buf[:cut]))
