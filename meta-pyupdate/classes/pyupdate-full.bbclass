@@ -1,0 +1,47 @@
+# pyupdate-full.bbclass: the one-line opt-in.
+#
+#   INHERIT += "pyupdate-full"              # in local.conf or a distro config
+#   DISTRO_FEATURES:append = " pyupdate"    # same effect (sanity-meta-pyupdate)
+#
+# What it turns on, each piece gated so that a build without the opt-in is
+# untouched:
+#   - the agent (pyupdate-agent) and its systemd unit in every image;
+#   - /etc/fw_env.config through the libubootenv bbappend;
+#   - boot.scr and the initial redundant env through the u-boot bbappend, both
+#     rendered by pyupdate-image-native from artifact_tool's templates;
+#   - an A/B disk image: wic with wic/pyupdate-ab.wks.in (boot, rootfs A,
+#     rootfs B, data), the kernel installed in /boot of each slot;
+#   - the signed artifact as the IMAGE_FSTYPES entry "pyupdate"
+#     (pyupdate-artifact.bbclass, written by pyupdate-artifact-native).
+# Variables: pyupdate-setup.bbclass and docs/yocto.md.
+
+inherit pyupdate-setup
+
+# The bbappends look for this feature; INHERIT alone sets it too.
+DISTRO_FEATURES:append = " pyupdate"
+
+# U-Boot is the bootloader of the A/B scheme; the kernel lives in each slot.
+EXTRA_IMAGEDEPENDS:append = " u-boot"
+IMAGE_INSTALL:append = " pyupdate-agent kernel-image"
+IMAGE_CLASSES:append = " pyupdate-artifact"
+
+# The disk image and the artifact.
+IMAGE_FSTYPES:append = " wic pyupdate"
+WKS_FILE = "pyupdate-ab.wks.in"
+WKS_FILE_DEPENDS:append = " u-boot"
+IMAGE_BOOT_FILES = "${PYUPDATE_IMAGE_BOOT_FILES}"
+
+# runqemu: boot the wic disk through U-Boot, not a -kernel direct boot.
+QB_DEFAULT_KERNEL:qemuall = "none"
+QB_DEFAULT_FSTYPE:qemuall = "wic"
+QB_DEFAULT_BIOS:qemux86-64 = "u-boot.rom"
+QB_DEFAULT_BIOS:qemuarm64 = "u-boot.bin"
+UBOOT_BINARY:qemux86-64 ?= "u-boot.rom"
+QB_DRIVE_TYPE:qemuall = "/dev/vd"
+
+# The ext4 the artifact carries is exactly one slot, as in the disk image, so
+# an update can grow into the whole slot; the artifact class stops the build
+# when the rootfs does not fit (naming PYUPDATE_ROOTFS_PART_SIZE_MB).
+IMAGE_ROOTFS_SIZE = "${@int(d.getVar('PYUPDATE_ROOTFS_PART_SIZE_MB')) * 1024}"
+IMAGE_ROOTFS_EXTRA_SPACE = "0"
+IMAGE_OVERHEAD_FACTOR = "1.0"

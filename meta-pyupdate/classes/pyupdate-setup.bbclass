@@ -1,0 +1,210 @@
+# pyupdate-setup.bbclass: every PYUPDATE_* variable, with its default, in one place.
+#
+# Pattern (meta-mender's mender-setup.bbclass): PYUPDATE_X_DEFAULT holds the
+# default, PYUPDATE_X ??= "${PYUPDATE_X_DEFAULT}" lets local.conf, a distro or
+# a machine config override it with a plain `=` or `?=`. The same list, with
+# types and examples, is the table in docs/yocto.md; conf/pyupdate-vars.json
+# holds the names, and any other PYUPDATE_* name stops the build (a typo would
+# otherwise be ignored silently).
+#
+# Inherited by pyupdate-full; inherit it alone to get only the variables and
+# the checks.
+
+# --- device identity --------------------------------------------------------
+
+# device_type written into /etc/pyupdate/device_type and into the artifact
+# header. One word: Mender compares it byte for byte.
+PYUPDATE_DEVICE_TYPE_DEFAULT = "${MACHINE}"
+PYUPDATE_DEVICE_TYPE ??= "${PYUPDATE_DEVICE_TYPE_DEFAULT}"
+
+# Device types the artifact may be installed on (artifact -t, repeated).
+PYUPDATE_DEVICE_TYPES_COMPATIBLE_DEFAULT = "${PYUPDATE_DEVICE_TYPE}"
+PYUPDATE_DEVICE_TYPES_COMPATIBLE ??= "${PYUPDATE_DEVICE_TYPES_COMPATIBLE_DEFAULT}"
+
+# --- the artifact -----------------------------------------------------------
+
+# Name of the artifact; also written into the image as the running artifact
+# (/etc/pyupdate/artifact_info), so each release must get a new one.
+PYUPDATE_ARTIFACT_NAME_DEFAULT = "${IMAGE_BASENAME}-${DISTRO_VERSION}"
+PYUPDATE_ARTIFACT_NAME ??= "${PYUPDATE_ARTIFACT_NAME_DEFAULT}"
+
+# Extra provides (--provides KEY:VALUE) and depends (--depends KEY:VALUE) of
+# the artifact, space-separated.
+PYUPDATE_ARTIFACT_PROVIDES_DEFAULT = ""
+PYUPDATE_ARTIFACT_PROVIDES ??= "${PYUPDATE_ARTIFACT_PROVIDES_DEFAULT}"
+PYUPDATE_ARTIFACT_DEPENDS_DEFAULT = ""
+PYUPDATE_ARTIFACT_DEPENDS ??= "${PYUPDATE_ARTIFACT_DEPENDS_DEFAULT}"
+
+# Payload compression: gzip (Mender's default), lzma, zstd or none.
+PYUPDATE_ARTIFACT_COMPRESSION_DEFAULT = "gzip"
+PYUPDATE_ARTIFACT_COMPRESSION ??= "${PYUPDATE_ARTIFACT_COMPRESSION_DEFAULT}"
+
+# Anything else for `pyupdate-artifact write rootfs-image`.
+PYUPDATE_ARTIFACT_EXTRA_ARGS_DEFAULT = ""
+PYUPDATE_ARTIFACT_EXTRA_ARGS ??= "${PYUPDATE_ARTIFACT_EXTRA_ARGS_DEFAULT}"
+
+# PEM private key (RSA or ECDSA) that signs the artifact; empty: unsigned.
+# An absolute path on the build host; it is read, never copied into the image.
+PYUPDATE_ARTIFACT_SIGNING_KEY_DEFAULT = ""
+PYUPDATE_ARTIFACT_SIGNING_KEY ??= "${PYUPDATE_ARTIFACT_SIGNING_KEY_DEFAULT}"
+
+# "1": a build without PYUPDATE_ARTIFACT_SIGNING_KEY stops at parse time.
+# Set it in release builds so an unsigned artifact can never be shipped.
+PYUPDATE_SIGNING_REQUIRED_DEFAULT = "0"
+PYUPDATE_SIGNING_REQUIRED ??= "${PYUPDATE_SIGNING_REQUIRED_DEFAULT}"
+
+# PEM public key installed as /etc/pyupdate/artifact-verify-key.pem; when set,
+# the agent refuses unsigned artifacts.
+PYUPDATE_ARTIFACT_VERIFY_KEY_DEFAULT = ""
+PYUPDATE_ARTIFACT_VERIFY_KEY ??= "${PYUPDATE_ARTIFACT_VERIFY_KEY_DEFAULT}"
+
+# --- the agent --------------------------------------------------------------
+
+# Server the agent polls (ServerURL); empty: standalone mode (pyupdate install).
+PYUPDATE_SERVER_URL_DEFAULT = ""
+PYUPDATE_SERVER_URL ??= "${PYUPDATE_SERVER_URL_DEFAULT}"
+
+# Seconds between update checks and inventory uploads (managed mode).
+PYUPDATE_UPDATE_POLL_INTERVAL_DEFAULT = "1800"
+PYUPDATE_UPDATE_POLL_INTERVAL ??= "${PYUPDATE_UPDATE_POLL_INTERVAL_DEFAULT}"
+PYUPDATE_INVENTORY_POLL_INTERVAL_DEFAULT = "28800"
+PYUPDATE_INVENTORY_POLL_INTERVAL ??= "${PYUPDATE_INVENTORY_POLL_INTERVAL_DEFAULT}"
+
+# --- storage and partitions -------------------------------------------------
+
+# The whole disk as Linux names it, and what goes between it and a partition
+# number ("p" for /dev/mmcblk0p2). Partitions are fixed: 1 boot, 2 rootfs A,
+# 3 rootfs B, 4 data.
+PYUPDATE_STORAGE_DEVICE_DEFAULT = "/dev/vda"
+PYUPDATE_STORAGE_DEVICE ??= "${PYUPDATE_STORAGE_DEVICE_DEFAULT}"
+PYUPDATE_STORAGE_PART_SEPARATOR_DEFAULT = ""
+PYUPDATE_STORAGE_PART_SEPARATOR ??= "${PYUPDATE_STORAGE_PART_SEPARATOR_DEFAULT}"
+
+# Size of the storage the disk image must fit, in MiB.
+PYUPDATE_STORAGE_TOTAL_SIZE_MB_DEFAULT = "1024"
+PYUPDATE_STORAGE_TOTAL_SIZE_MB ??= "${PYUPDATE_STORAGE_TOTAL_SIZE_MB_DEFAULT}"
+
+# Every partition starts on this boundary (MiB); 1 suits eMMC and SD cards.
+PYUPDATE_PARTITION_ALIGNMENT_MB_DEFAULT = "1"
+PYUPDATE_PARTITION_ALIGNMENT_MB ??= "${PYUPDATE_PARTITION_ALIGNMENT_MB_DEFAULT}"
+
+# Boot partition (FAT): boot.scr and the two env files.
+PYUPDATE_BOOT_PART_SIZE_MB_DEFAULT = "32"
+PYUPDATE_BOOT_PART_SIZE_MB ??= "${PYUPDATE_BOOT_PART_SIZE_MB_DEFAULT}"
+
+# Data partition: survives updates (/data).
+PYUPDATE_DATA_PART_SIZE_MB_DEFAULT = "128"
+PYUPDATE_DATA_PART_SIZE_MB ??= "${PYUPDATE_DATA_PART_SIZE_MB_DEFAULT}"
+
+# Each rootfs slot: by default what is left of the storage, split in two.
+PYUPDATE_ROOTFS_PART_SIZE_MB_DEFAULT = "${@pyupdate_layer.checks.default_rootfs_size(d.getVar)}"
+PYUPDATE_ROOTFS_PART_SIZE_MB ??= "${PYUPDATE_ROOTFS_PART_SIZE_MB_DEFAULT}"
+
+# Where Linux mounts the boot partition (the env files live there, and
+# fw_env.config points there) and the data partition.
+PYUPDATE_BOOT_MOUNT_POINT_DEFAULT = "/boot/uboot"
+PYUPDATE_BOOT_MOUNT_POINT ??= "${PYUPDATE_BOOT_MOUNT_POINT_DEFAULT}"
+PYUPDATE_DATA_MOUNT_POINT_DEFAULT = "/data"
+PYUPDATE_DATA_MOUNT_POINT ??= "${PYUPDATE_DATA_MOUNT_POINT_DEFAULT}"
+
+# --- U-Boot environment -----------------------------------------------------
+
+# Size each env copy's CRC covers; must equal U-Boot's CONFIG_ENV_SIZE and
+# the size in fw_env.config, or both sides silently fall back to defaults.
+PYUPDATE_UBOOT_ENV_SIZE_DEFAULT = "0x4000"
+PYUPDATE_UBOOT_ENV_SIZE ??= "${PYUPDATE_UBOOT_ENV_SIZE_DEFAULT}"
+
+# The two redundant env copies, files on the boot partition, and the offset of
+# each copy inside its file.
+PYUPDATE_UBOOT_ENV_FILES_DEFAULT = "uboot.env uboot-redund.env"
+PYUPDATE_UBOOT_ENV_FILES ??= "${PYUPDATE_UBOOT_ENV_FILES_DEFAULT}"
+PYUPDATE_UBOOT_ENV_OFFSETS_DEFAULT = "0x0 0x0"
+PYUPDATE_UBOOT_ENV_OFFSETS ??= "${PYUPDATE_UBOOT_ENV_OFFSETS_DEFAULT}"
+
+# Variables besides Mender's the boot script writes back after a trial boot
+# (it exports a fixed list; a variable Linux sets must be named here).
+PYUPDATE_UBOOT_ENV_PERSIST_DEFAULT = ""
+PYUPDATE_UBOOT_ENV_PERSIST ??= "${PYUPDATE_UBOOT_ENV_PERSIST_DEFAULT}"
+
+# Trial boots of a new slot before U-Boot falls back to the old one.
+PYUPDATE_UBOOT_BOOTLIMIT_DEFAULT = "1"
+PYUPDATE_UBOOT_BOOTLIMIT ??= "${PYUPDATE_UBOOT_BOOTLIMIT_DEFAULT}"
+
+# Your own fw_env.config (absolute path); empty: generated by pyupdate-image
+# from the PYUPDATE_UBOOT_ENV_* variables. Either way the libubootenv
+# bbappend checks it against them (pyupdate-image check-fw-env).
+PYUPDATE_FW_ENV_CONFIG_DEFAULT = ""
+PYUPDATE_FW_ENV_CONFIG ??= "${PYUPDATE_FW_ENV_CONFIG_DEFAULT}"
+
+# --- U-Boot and the kernel, per architecture --------------------------------
+# The values proven under QEMU (artifact_tool's shipped boards). A real board
+# sets these in its machine config.
+
+# U-Boot block interface and device number of the storage.
+PYUPDATE_UBOOT_INTERFACE_DEFAULT = "virtio"
+PYUPDATE_UBOOT_INTERFACE ??= "${PYUPDATE_UBOOT_INTERFACE_DEFAULT}"
+PYUPDATE_UBOOT_DEVICE_DEFAULT = "0"
+PYUPDATE_UBOOT_DEVICE ??= "${PYUPDATE_UBOOT_DEVICE_DEFAULT}"
+
+# How U-Boot starts the kernel, and mkimage's -A for boot.scr.
+PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT = "bootz"
+PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:x86-64 = "zboot"
+PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:aarch64 = "booti"
+PYUPDATE_UBOOT_BOOT_COMMAND ??= "${PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT}"
+PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT = "${UBOOT_ARCH}"
+PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT:aarch64 = "arm64"
+PYUPDATE_UBOOT_MKIMAGE_ARCH ??= "${PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT}"
+
+# Load addresses: kernel (empty: U-Boot's own kernel_addr_r), ramdisk, and
+# RAM the boot script uses for its env buffers (4 x env size, page aligned).
+PYUPDATE_UBOOT_KERNEL_ADDR_DEFAULT = ""
+PYUPDATE_UBOOT_KERNEL_ADDR_DEFAULT:aarch64 = "0x40400000"
+PYUPDATE_UBOOT_KERNEL_ADDR ??= "${PYUPDATE_UBOOT_KERNEL_ADDR_DEFAULT}"
+PYUPDATE_UBOOT_RAMDISK_ADDR_DEFAULT = "0x10000000"
+PYUPDATE_UBOOT_RAMDISK_ADDR_DEFAULT:aarch64 = "0x44000000"
+PYUPDATE_UBOOT_RAMDISK_ADDR ??= "${PYUPDATE_UBOOT_RAMDISK_ADDR_DEFAULT}"
+PYUPDATE_UBOOT_SCRATCH_ADDR_DEFAULT = "0x7100000"
+PYUPDATE_UBOOT_SCRATCH_ADDR_DEFAULT:aarch64 = "0x4f000000"
+PYUPDATE_UBOOT_SCRATCH_ADDR ??= "${PYUPDATE_UBOOT_SCRATCH_ADDR_DEFAULT}"
+
+# The kernel inside each rootfs slot (kernel-image installs it in /boot) and
+# its command line after root=, which the boot script adds.
+PYUPDATE_KERNEL_IMAGE_DEFAULT = "/boot/${KERNEL_IMAGETYPE}"
+PYUPDATE_KERNEL_IMAGE ??= "${PYUPDATE_KERNEL_IMAGE_DEFAULT}"
+PYUPDATE_KERNEL_BOOTARGS_DEFAULT = "rw ${@pyupdate_layer.board.console_bootarg(d.getVar('SERIAL_CONSOLES') or '')} panic=5"
+PYUPDATE_KERNEL_BOOTARGS ??= "${PYUPDATE_KERNEL_BOOTARGS_DEFAULT}"
+
+# --- internal ---------------------------------------------------------------
+
+# This repo's checkout: the recipes build agent/ and artifact_tool/ from it.
+# Default: the directory that holds meta-pyupdate/. Point it elsewhere to
+# build from another checkout (it is a file:// SRC_URI, so nothing is fetched).
+PYUPDATE_SRC_DIR_DEFAULT = "${@os.path.dirname(d.getVar('PYUPDATE_LAYERDIR'))}"
+PYUPDATE_SRC_DIR ??= "${PYUPDATE_SRC_DIR_DEFAULT}"
+
+# The pyupdate-image board config written from the variables above, per recipe.
+PYUPDATE_BOARD_FILE = "${WORKDIR}/pyupdate-board.json"
+
+# What the u-boot bbappend deploys for the boot partition (IMAGE_BOOT_FILES).
+PYUPDATE_IMAGE_BOOT_FILES = "boot.scr ${PYUPDATE_UBOOT_ENV_FILES}"
+
+# Write the board config; tasks that run pyupdate-image list this in prefuncs.
+python pyupdate_write_board() {
+    import pyupdate_layer.board
+    pyupdate_layer.board.write_board(d.getVar, d.getVar('PYUPDATE_BOARD_FILE'))
+}
+pyupdate_write_board[vardeps] += "${@' '.join(sorted(pyupdate_layer.checks.known_variables(d.expand('${PYUPDATE_LAYERDIR}/conf/pyupdate-vars.json'))))}"
+pyupdate_write_board[vardepsexclude] += "PYUPDATE_BOARD_FILE PYUPDATE_LAYERDIR PYUPDATE_SRC_DIR"
+
+# Check the configuration once, when it is parsed: one line naming the
+# variable, before any recipe is parsed or task runs.
+addhandler pyupdate_check_config
+pyupdate_check_config[eventmask] = "bb.event.ConfigParsed"
+python pyupdate_check_config() {
+    import pyupdate_layer.checks as checks
+    data = e.data
+    known = checks.known_variables(data.expand('${PYUPDATE_LAYERDIR}/conf/pyupdate-vars.json'))
+    problem = checks.check(data.getVar, known, data.keys())
+    if problem:
+        bb.fatal("meta-pyupdate: " + problem)
+}

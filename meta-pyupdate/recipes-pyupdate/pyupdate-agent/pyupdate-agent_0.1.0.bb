@@ -1,0 +1,53 @@
+SUMMARY = "pyupdate device agent: A/B rootfs updates, Mender-compatible"
+DESCRIPTION = "Installs Mender Artifact v3 updates into the inactive rootfs \
+slot, switches U-Boot to it for a trial boot, commits when healthy and \
+records the rollback otherwise. Standalone (pyupdate install) or managed \
+(polls a Mender-compatible server)."
+HOMEPAGE = "https://github.com/pyupdate/pyupdate"
+LICENSE = "Apache-2.0"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+
+inherit pyupdate-setup python_setuptools_build_meta systemd
+
+# Built from this repo's checkout (PYUPDATE_SRC_DIR, default: the directory
+# holding meta-pyupdate/); file:// only, so it builds with BB_NO_NETWORK.
+FILESEXTRAPATHS:prepend = "${PYUPDATE_SRC_DIR}:"
+SRC_URI = " \
+    file://agent \
+    file://pyupdate.service \
+"
+S = "${UNPACKDIR}/agent"
+
+SYSTEMD_SERVICE:${PN} = "pyupdate.service"
+
+# fw_printenv/fw_setenv switch the slots; the libubootenv bbappend installs
+# the matching /etc/fw_env.config.
+RDEPENDS:${PN} = " \
+    pyupdate-artifact \
+    python3-core \
+    python3-json \
+    python3-sqlite3 \
+    python3-logging \
+    libubootenv-bin \
+"
+
+do_install:append() {
+    install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/pyupdate
+    install -m 0644 ${UNPACKDIR}/pyupdate.service ${D}${systemd_system_unitdir}/pyupdate.service
+    cat > ${D}${sysconfdir}/pyupdate/pyupdate.conf <<PYUPDATE_CONF
+${@pyupdate_agent_conf(d)}
+PYUPDATE_CONF
+    if [ -n "${PYUPDATE_ARTIFACT_VERIFY_KEY}" ]; then
+        install -m 0644 ${PYUPDATE_ARTIFACT_VERIFY_KEY} ${D}${sysconfdir}/pyupdate/artifact-verify-key.pem
+    fi
+}
+
+def pyupdate_agent_conf(d):
+    import json
+    import pyupdate_layer.board
+    return json.dumps(pyupdate_layer.board.agent_config(d.getVar), indent=2)
+
+do_install[file-checksums] += "${@'${PYUPDATE_ARTIFACT_VERIFY_KEY}:True' if d.getVar('PYUPDATE_ARTIFACT_VERIFY_KEY') else ''}"
+
+CONFFILES:${PN} = "${sysconfdir}/pyupdate/pyupdate.conf"
+FILES:${PN} += "${systemd_system_unitdir}/pyupdate.service"
