@@ -243,7 +243,7 @@ def test_a_failure_mid_payload_leaves_no_file_behind(tmp_path: Path):
         if len(calls) == 3:
             raise InputError("simulated read failure")
 
-    with pytest.raises(InputError, match="simulated"):
+    with pytest.raises(InputError, match=r"simulated"):
         write_artifact(out, _rootfs_spec(image), progress=progress)
     assert files_in(tmp_path) == {"rootfs.ext4"}
 
@@ -258,7 +258,7 @@ def test_an_existing_output_is_kept_when_writing_fails(tmp_path: Path):
 
 
 def test_an_unwritable_output_directory_is_an_output_error(tmp_path: Path, rootfs: Path):
-    with pytest.raises(OutputError, match="cannot create"):
+    with pytest.raises(OutputError, match=r"cannot create"):
         write_artifact(tmp_path / "no" / "such" / "dir" / "a.mender", _rootfs_spec(rootfs))
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(OutputError):
@@ -275,7 +275,7 @@ def test_duplicate_payload_basenames_are_refused(tmp_path: Path):
         compression=by_id("none"),
         payload=PayloadSpec(type="t", files=(tmp_path / "f", tmp_path / "x" / "f")),
     )
-    with pytest.raises(InputError, match="distinct base names"):
+    with pytest.raises(InputError, match=r"distinct base names"):
         write_artifact(tmp_path / "a.mender", spec)
 
 
