@@ -29,8 +29,18 @@ class Claims:
 
 
 class TokenSigner:
+    """Issues and verifies tokens; verified tokens are remembered until they expire.
+
+    Devices poll with the same token for days, and the HMAC check plus JSON
+    decoding is a measurable part of a poll. Caching the *signature* result is
+    safe: revocation is decided by database state on every request, not here.
+    """
+
+    CACHE_MAX = 200_000
+
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._verified: dict[str, Claims] = {}
 
     def issue(self, subject: str, kind: str, ttl: int, token_id: str | None = None) -> str:
         now = int(time.time())
@@ -50,6 +60,19 @@ class TokenSigner:
         return pyjwt.encode(claims, self._secret, algorithm=_ALG)
 
     def verify(self, token: str) -> Claims:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires > time.time():
+                return cached
+            del self._verified[token]
+            raise Unauthorized("token expired")
+        claims = self._decode(token)
+        if len(self._verified) >= self.CACHE_MAX:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> Claims:
         try:
             data = pyjwt.decode(
                 token,

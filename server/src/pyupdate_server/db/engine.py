@@ -7,9 +7,12 @@ instead of both reading the same state and one failing at commit.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +36,31 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(immediate=True), expire_on_commit=False
         )
+        self._local = threading.local()
+        self._raw: list[sqlite3.Connection] = []
+        self._raw_lock = threading.Lock()
+
+    def quick(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """First row of one read-only statement, for the polling path.
+
+        On SQLite this skips the session, the pool and BEGIN: one statement in
+        autocommit mode already reads a consistent WAL snapshot, at a tenth of
+        the cost. Use `?` placeholders.
+        """
+        path = sqlite_path(self.url) if self.is_sqlite else None
+        if path is None:
+            with self.engine.connect() as conn:
+                row = conn.exec_driver_sql(sql, params).first()
+                return tuple(row) if row is not None else None
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._raw_lock:
+                self._raw.append(conn)
+        row = conn.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -51,6 +79,11 @@ class Database:
         upgrade(self.engine)
 
     def dispose(self) -> None:
+        with self._raw_lock:
+            for conn in self._raw:
+                conn.close()
+            self._raw.clear()
+        self._local = threading.local()
         self.engine.dispose()
 
 

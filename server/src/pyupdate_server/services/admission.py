@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import AuthSet, Device, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unauthorized
 
@@ -165,6 +166,17 @@ def delete_device(session: Session, device_id: str) -> None:
 
     close_device_deployments(session, device_id, "decommissioned")
     session.delete(device)
+
+
+_AUTHORIZED_SQL = (
+    "SELECT 1 FROM auth_sets a JOIN devices d ON d.id = a.device_id "
+    "WHERE a.id = ? AND a.device_id = ? AND a.status = 'accepted' AND d.status = 'accepted'"
+)
+
+
+def is_authorized(db: Database, device_id: str, auth_set_id: str) -> bool:
+    """The polling path's check: one indexed query, no ORM objects."""
+    return db.quick(_AUTHORIZED_SQL, (auth_set_id, device_id)) is not None
 
 
 def authorized_device(session: Session, device_id: str, auth_set_id: str) -> Device:

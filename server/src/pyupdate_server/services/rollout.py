@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unprocessable
 
@@ -158,6 +159,15 @@ def create_deployment(
         ],
     )
     return dep
+
+
+def has_open(db: Database, device_id: str) -> bool:
+    """Cheap read for the common case: nothing targets this device, so no decision to make."""
+    found = db.quick(
+        "SELECT 1 FROM device_deployments WHERE device_id = ? AND final = 0 LIMIT 1",
+        (device_id,),
+    )
+    return found is not None
 
 
 def next_for_device(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -59,12 +60,21 @@ _NEXT_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _next(state: State, device_id: str, provides: dict[str, object]) -> Response:
+async def _next(state: State, device_id: str, provides: dict[str, object]) -> Response:
     device_type = provides.get("device_type")
     if not isinstance(device_type, str) or not device_type:
         raise BadRequest("device_type is required")
     if not isinstance(provides.get("artifact_name"), str):
         raise BadRequest("artifact_name is required")
+    # the fleet's steady state: nothing targets the device; answer from a read, on the loop
+    if not rollout.has_open(state.db, device_id):
+        return Response(status_code=204)
+    return await run_in_threadpool(_decide, state, device_id, device_type, provides)
+
+
+def _decide(
+    state: State, device_id: str, device_type: str, provides: dict[str, object]
+) -> Response:
     with state.db.write() as session:
         assignment = rollout.next_for_device(session, device_id, device_type, provides)
         if assignment is None:
@@ -90,7 +100,7 @@ def _source(state: State, artifact_id: str) -> Source:
 @router.get(
     "/v1/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
 )
-def next_get(
+async def next_get(
     request: Request,
     device: CurrentDevice,
     state: State,
@@ -99,13 +109,13 @@ def next_get(
 ) -> Response:
     provides: dict[str, object] = dict(request.query_params)
     provides.update(artifact_name=artifact_name, device_type=device_type)
-    return _next(state, device.id, provides)
+    return await _next(state, device.id, provides)
 
 
 @router.post(
     "/v1/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
 )
-def next_post_v1(
+async def next_post_v1(
     provides: dict[str, str | dict[str, str]], device: CurrentDevice, state: State
 ) -> Response:
     # Mender 3.4 sends the flat provides map; the open-source server's shape nests
@@ -114,14 +124,14 @@ def next_post_v1(
     nested = provides.get("artifact_provides")
     if isinstance(nested, dict):
         flat = {**nested, **flat}
-    return _next(state, device.id, flat)
+    return await _next(state, device.id, flat)
 
 
 @router.post(
     "/v2/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
 )
-def next_post_v2(body: ProvidesV2, device: CurrentDevice, state: State) -> Response:
-    return _next(state, device.id, dict(body.device_provides))
+async def next_post_v2(body: ProvidesV2, device: CurrentDevice, state: State) -> Response:
+    return await _next(state, device.id, dict(body.device_provides))
 
 
 @router.put(
