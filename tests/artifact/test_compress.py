@@ -79,23 +79,23 @@ def test_gzip_header_blob_is_reproducible_with_mtime_zero():
 
 @pytest.mark.parametrize("kind", ["gzip", "lzma", "zstd"])
 def test_reads_are_bounded_on_highly_compressed_data(kind: str):
-    # 256 MiB of zeros compress to a few hundred KiB; no read may return more than asked.
+    # 64 MiB of zeros compress to a few hundred KiB; no read may return more than asked.
     zeros = bytes(1 << 20)
     if kind == "gzip":
         obj = zlib.compressobj(9, zlib.DEFLATED, 31)
-        blob = b"".join(obj.compress(zeros) for _ in range(256)) + obj.flush()
+        blob = b"".join(obj.compress(zeros) for _ in range(64)) + obj.flush()
     elif kind == "lzma":
         obj = lzma.LZMACompressor(lzma.FORMAT_XZ)
-        blob = b"".join(obj.compress(zeros) for _ in range(256)) + obj.flush()
+        blob = b"".join(obj.compress(zeros) for _ in range(64)) + obj.flush()
     else:
         obj = zstandard.ZstdCompressor().compressobj()
-        blob = b"".join(obj.compress(zeros) for _ in range(256)) + obj.flush()
+        blob = b"".join(obj.compress(zeros) for _ in range(64)) + obj.flush()
     reader = by_id(kind).open_reader(io.BytesIO(blob), "d")
     total = 0
     while chunk := reader.read(1 << 20):
         assert len(chunk) <= 1 << 20
         total += len(chunk)
-    assert total == 256 << 20
+    assert total == 64 << 20
 
 
 def test_concatenated_gzip_members_and_xz_streams_are_one_stream():
