@@ -6,6 +6,7 @@
 #   what a user who added the layer by mistake wants, but rarely what one who
 #   forgot the opt-in wants.
 
+# nooelint: oelint.var.inherit.inherit_defer - a global (INHERIT) class: inherit_defer is for recipes
 inherit ${@bb.utils.contains('DISTRO_FEATURES', 'pyupdate', 'pyupdate-full', '', d)}
 
 addhandler pyupdate_sanity_optin

@@ -53,6 +53,7 @@ do_image_pyupdate[file-checksums] += "${@'${PYUPDATE_ARTIFACT_SIGNING_KEY}:True'
 
 # An artifact name with spaces would break the agent's artifact_info; say so
 # when the image recipe is parsed.
+# nooelint: oelint.task.noanonpython - the name check must stop parsing, before any task runs
 python () {
     name = d.getVar('PYUPDATE_ARTIFACT_NAME') or ''
     if 'pyupdate' in (d.getVar('IMAGE_FSTYPES') or '').split() and (not name or any(c.isspace() for c in name)):

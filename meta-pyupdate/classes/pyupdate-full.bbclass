@@ -1,7 +1,8 @@
 # pyupdate-full.bbclass: the one-line opt-in.
 #
-#   INHERIT += "pyupdate-full"              # in local.conf or a distro config
-#   DISTRO_FEATURES:append = " pyupdate"    # same effect (sanity-meta-pyupdate)
+#   INHERIT += "pyupdate-full"     (in local.conf or a distro config)
+# or add "pyupdate" to DISTRO_FEATURES, which sanity-meta-pyupdate turns into
+# the same inherit.
 #
 # What it turns on, each piece gated so that a build without the opt-in is
 # untouched:
@@ -18,6 +19,7 @@
 inherit pyupdate-setup
 
 # The bbappends look for this feature; INHERIT alone sets it too.
+# nooelint: oelint.vars.outofcontext - pyupdate-full is itself distro-level config (INHERIT)
 DISTRO_FEATURES:append = " pyupdate"
 
 # U-Boot is the bootloader of the A/B scheme; the kernel lives in each slot.

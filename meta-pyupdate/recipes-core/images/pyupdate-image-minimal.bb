@@ -12,6 +12,7 @@ IMAGE_INSTALL:append = " pyupdate-agent"
 
 # Without the opt-in this image would be a plain one that cannot be updated:
 # skip it, with the reason `bitbake pyupdate-image-minimal` then prints.
+# nooelint: oelint.task.noanonpython - SkipRecipe can only be raised at parse time
 python () {
     if 'pyupdate' not in (d.getVar('DISTRO_FEATURES') or '').split():
         raise bb.parse.SkipRecipe('meta-pyupdate is not enabled: add INHERIT += "pyupdate-full" to local.conf')

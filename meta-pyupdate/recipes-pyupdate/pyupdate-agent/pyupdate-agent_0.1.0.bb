@@ -5,12 +5,14 @@ records the rollback otherwise. Standalone (pyupdate install) or managed \
 (polls a Mender-compatible server)."
 HOMEPAGE = "https://github.com/pyupdate/pyupdate"
 LICENSE = "Apache-2.0"
+# nooelint: oelint.var.licenseremotefile - no LICENSE file at the repo root yet (pyproject.toml says Apache-2.0)
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
 inherit pyupdate-setup python_setuptools_build_meta systemd
 
 # Built from this repo's checkout (PYUPDATE_SRC_DIR, default: the directory
 # holding meta-pyupdate/); file:// only, so it builds with BB_NO_NETWORK.
+# nooelint: oelint.vars.fileextrapaths,oelint.vars.fileextrapathsop,oelint.vars.outofcontext - the source is this repo, outside the layer; `=` not `:=` so a PYUPDATE_SRC_DIR set in local.conf wins
 FILESEXTRAPATHS:prepend = "${PYUPDATE_SRC_DIR}:"
 SRC_URI = " \
     file://agent \
@@ -20,15 +22,18 @@ S = "${UNPACKDIR}/agent"
 
 SYSTEMD_SERVICE:${PN} = "pyupdate.service"
 
+FILES:${PN} += "${systemd_system_unitdir}/pyupdate.service"
+CONFFILES:${PN} = "${sysconfdir}/pyupdate/pyupdate.conf"
+
 # fw_printenv/fw_setenv switch the slots; the libubootenv bbappend installs
 # the matching /etc/fw_env.config.
 RDEPENDS:${PN} = " \
-    pyupdate-artifact \
+    libubootenv-bin \
     python3-core \
     python3-json \
-    python3-sqlite3 \
     python3-logging \
-    libubootenv-bin \
+    python3-sqlite3 \
+    pyupdate-artifact \
 "
 
 do_install:append() {
@@ -49,5 +54,3 @@ def pyupdate_agent_conf(d):
 
 do_install[file-checksums] += "${@'${PYUPDATE_ARTIFACT_VERIFY_KEY}:True' if d.getVar('PYUPDATE_ARTIFACT_VERIFY_KEY') else ''}"
 
-CONFFILES:${PN} = "${sysconfdir}/pyupdate/pyupdate.conf"
-FILES:${PN} += "${systemd_system_unitdir}/pyupdate.service"
