@@ -51,6 +51,16 @@ class Conn:
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            return await self._request(method, path, body, headers)
+        except (ConnectionError, IndexError, asyncio.IncompleteReadError):
+            # the server closed an idle keep-alive connection: reconnect once
+            self.writer = None
+            return await self._request(method, path, body, headers)
+
+    async def _request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str] | None
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None

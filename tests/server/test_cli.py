@@ -63,3 +63,12 @@ def test_tls_cert_without_key_is_a_config_error(tmp_path, capsys):
     rc = main(["serve", "--data-dir", str(tmp_path), "--tls-cert", "c.pem"])
     assert rc == 2
     assert "tls_cert and tls_key" in capsys.readouterr().err
+
+
+def test_unreadable_verify_key_stops_serve_with_one_line(tmp_path, capsys):
+    conf = tmp_path / "s.toml"
+    conf.write_text(f'verify_keys = ["{tmp_path / "missing.pem"}"]\n')
+    rc = main(["serve", "--config", str(conf), "--data-dir", str(tmp_path / "d")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: verify_keys: ") and err.count("\n") == 1

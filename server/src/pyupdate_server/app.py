@@ -42,6 +42,8 @@ def build_state(settings: Settings) -> ServerState:
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     db = Database(settings.db_url)
     db.migrate()
+    validator = ArtifactValidator(settings.verify_keys, settings.require_signature)
+    validator.load_keys()
     return ServerState(
         settings=settings,
         db=db,
@@ -50,7 +52,7 @@ def build_state(settings: Settings) -> ServerState:
         links=LinkSigner(secret, settings.base_url, settings.download_link_ttl),
         metrics=Metrics(),
         tmp_dir=tmp_dir,
-        validator=ArtifactValidator(settings.verify_keys, settings.require_signature),
+        validator=validator,
     )
 
 

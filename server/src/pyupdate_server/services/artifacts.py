@@ -14,8 +14,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pyupdate_artifact import errors as artifact_errors
+from pyupdate_artifact.model import ArtifactHeader
+from pyupdate_artifact.reader import read_artifact
+from pyupdate_artifact.sign import Verifier, load_verifier
 from pyupdate_server.db.models import Artifact, Deployment
-from pyupdate_server.errors import Conflict, NotFound, Unprocessable
+from pyupdate_server.errors import ConfigError, Conflict, NotFound, Unprocessable
 from pyupdate_server.storage.base import BlobStore
 
 
@@ -25,20 +29,22 @@ class ArtifactValidator:
     def __init__(self, verify_keys: tuple[Path, ...] = (), require_signature: bool = False):
         self.verify_key_paths = verify_keys
         self.require_signature = require_signature
-        self._keys: list[object] | None = None
+        self._keys: list[Verifier] | None = None
 
-    def _verifiers(self) -> list[object]:
+    def load_keys(self) -> None:
+        """Load the verify keys now, so a bad key file stops `serve` instead of an upload."""
+        try:
+            self._verifiers()
+        except artifact_errors.ArtifactError as exc:
+            raise ConfigError(f"verify_keys: {exc}") from None
+
+    def _verifiers(self) -> list[Verifier]:
         if self._keys is None:
-            from pyupdate_artifact.sign import load_verifier
-
             self._keys = [load_verifier(str(p)) for p in self.verify_key_paths]
         return self._keys
 
-    def read_header(self, path: Path):  # type: ignore[no-untyped-def]
+    def read_header(self, path: Path) -> ArtifactHeader:
         """The artifact's header after a full check, or Unprocessable with the reader's line."""
-        from pyupdate_artifact import errors as artifact_errors
-        from pyupdate_artifact.reader import read_artifact
-
         try:
             return read_artifact(
                 str(path),
@@ -57,7 +63,7 @@ def depends_key(device_types: list[str], depends: dict[str, object]) -> str:
 def store_artifact(
     session: Session,
     store: BlobStore,
-    header: object,
+    header: ArtifactHeader,
     upload_path: Path,
     size: int,
     sha256: str,
@@ -65,19 +71,19 @@ def store_artifact(
 ) -> Artifact:
     """Record the artifact and move its file in; 409 if name+depends already exist."""
     h = header
-    device_types = list(h.device_types)  # type: ignore[attr-defined]
-    depends = {k: v for k, v in dict(h.depends).items() if k != "device_type"}  # type: ignore[attr-defined]
+    device_types = list(h.device_types)
+    depends = {k: v for k, v in dict(h.depends).items() if k != "device_type"}
     key = depends_key(device_types, depends)
-    name = h.artifact_name  # type: ignore[attr-defined]
+    name = h.artifact_name
     exists = session.scalar(
         select(Artifact.id).where(Artifact.name == name, Artifact.depends_key == key)
     )
     if exists is not None:
         raise Conflict(f"artifact {name!r} with the same depends already exists ({exists})")
-    provides = dict(h.type_provides)  # type: ignore[attr-defined]
+    provides: dict[str, str] = dict(h.type_provides)
     provides["artifact_name"] = name
-    if h.artifact_group:  # type: ignore[attr-defined]
-        provides["artifact_group"] = h.artifact_group  # type: ignore[attr-defined]
+    if h.artifact_group:
+        provides["artifact_group"] = h.artifact_group
     artifact_id = str(uuid.uuid4())
     artifact = Artifact(
         id=artifact_id,
@@ -87,9 +93,9 @@ def store_artifact(
         depends=depends,
         depends_key=key,
         provides=provides,
-        clears_provides=list(h.clears_provides) if h.clears_provides is not None else None,  # type: ignore[attr-defined]
-        payload_types=[p.type for p in h.payloads],  # type: ignore[attr-defined]
-        signed=bool(h.signed),  # type: ignore[attr-defined]
+        clears_provides=list(h.clears_provides) if h.clears_provides is not None else None,
+        payload_types=[p.type for p in h.payloads],
+        signed=h.signed,
         size=size,
         sha256=sha256,
         blob=f"{artifact_id}.mender",
