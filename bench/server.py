@@ -471,7 +471,10 @@ def report(results: list[dict[str, object]], args: argparse.Namespace) -> str:
         "EC P-256 keys do signed auth requests (pending, accepted via the management API, "
         "token), one inventory PUT, deployment checks (`POST /api/devices/v1/.../next`, "
         f"nothing due, {args.seconds:.0f} s), then a deployment to all active devices: check "
-        "(200), status reports, and a 256 KiB artifact fetched in two Range requests (206).",
+        "(200), status reports, and a 256 KiB artifact fetched in two Range requests (206). "
+        "`checks_due`, `status_reports` and `range_downloads` run interleaved (each device "
+        "in turn: check, downloading, two Range GETs, installing, success), so their req/s "
+        "share one wall clock; add them for the phase's total rate.",
         "",
         "| registered | phase | requests | req/s | p50 ms | p99 ms |",
         "|---|---|---|---|---|---|",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class Database:
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(immediate=True), expire_on_commit=False
+        )
+        self._write_lock: threading.Lock | nullcontext[None] = (
+            threading.Lock() if self.is_sqlite else nullcontext()
         )
         self._local = threading.local()
         self._raw: list[sqlite3.Connection] = []
@@ -69,8 +72,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction that commits on success and rolls back on any error."""
-        with self._writer() as session, session.begin():
+        """One transaction that commits on success and rolls back on any error.
+
+        On SQLite, writers of this process queue on a lock first: SQLite's own busy
+        handler sleeps in growing steps (up to 100 ms), which under contention turns
+        a 1 ms transaction into a long tail.
+        """
+        with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     def migrate(self) -> None:
