@@ -1,0 +1,33 @@
+################################################################################
+#
+# python-pyupdate-agent
+#
+################################################################################
+
+PYTHON_PYUPDATE_AGENT_VERSION = 0.1.0
+# Built from the checkout this external tree lives in (see pyupdate-artifact).
+PYTHON_PYUPDATE_AGENT_SITE = $(BR2_EXTERNAL_PYUPDATE_PATH)/../agent
+PYTHON_PYUPDATE_AGENT_SITE_METHOD = local
+PYTHON_PYUPDATE_AGENT_SETUP_TYPE = setuptools
+PYTHON_PYUPDATE_AGENT_LICENSE = Apache-2.0
+
+# The unit, the config and the device type in one hook (as package/mender).
+define PYTHON_PYUPDATE_AGENT_INSTALL_CONF
+	$(INSTALL) -D -m 0644 $(PYTHON_PYUPDATE_AGENT_PKGDIR)/pyupdate.conf \
+		$(TARGET_DIR)/etc/pyupdate/pyupdate.conf
+	echo "device_type=$(call qstrip,$(BR2_PACKAGE_PYTHON_PYUPDATE_AGENT_DEVICE_TYPE))" \
+		> $(TARGET_DIR)/etc/pyupdate/device_type
+endef
+PYTHON_PYUPDATE_AGENT_POST_INSTALL_TARGET_HOOKS += PYTHON_PYUPDATE_AGENT_INSTALL_CONF
+
+define PYTHON_PYUPDATE_AGENT_INSTALL_INIT_SYSTEMD
+	$(INSTALL) -D -m 0644 $(PYTHON_PYUPDATE_AGENT_PKGDIR)/pyupdate.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/pyupdate.service
+endef
+
+define PYTHON_PYUPDATE_AGENT_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(PYTHON_PYUPDATE_AGENT_PKGDIR)/S42pyupdate \
+		$(TARGET_DIR)/etc/init.d/S42pyupdate
+endef
+
+$(eval $(python-package))
