@@ -73,7 +73,9 @@ def _software_defaults(args: argparse.Namespace, module_type: str | None) -> tup
     provides = {f"{prefix}version": args.software_version or args.artifact_name}
     clears = list(args.clears_provides)
     if not args.no_default_clears_provides:
-        if module_type is None:
+        # mender-artifact 3.9 adds these two only for the plain `rootfs-image.` prefix,
+        # not with --software-name or another --software-filesystem (measured)
+        if module_type is None and prefix == "rootfs-image.":
             clears += ["artifact_group", "rootfs_image_checksum"]
         clears.append(f"{prefix}*")
     return provides, tuple(clears)
