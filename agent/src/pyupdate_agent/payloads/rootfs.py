@@ -25,7 +25,7 @@ from ..slots import Slot, boot_part, boot_vars, on_trial, running_slot
 log = logging.getLogger(__name__)
 
 BLOCK = 1 << 20  # aligned write size; 1 MiB keeps queue + buffers well under the RSS goal
-QUEUE_DEPTH = 8
+QUEUE_DEPTH = 4
 _BLKGETSIZE64 = 0x80081272
 
 
