@@ -12,7 +12,8 @@ root=$(sed -n 's/.*root=\([^ ]*\).*/\1/p' /proc/cmdline)
 i=0
 while [ ! -b "$root" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 echo "initramfs: mounting $root"
-if mount -t ext4 -o rw "$root" /newroot && [ -x /newroot/sbin/init ]; then
+# /sbin/init is an absolute symlink into the new root: test the link, not its target here.
+if mount -t ext4 -o rw "$root" /newroot && { [ -L /newroot/sbin/init ] || [ -x /newroot/sbin/init ]; }; then
     umount /proc /sys
     mount --move /dev /newroot/dev
     exec switch_root /newroot /sbin/init

@@ -1,0 +1,166 @@
+"""Compose the QEMU test images: the cached Debian rootfs + kernel + initramfs + this repo's agent.
+
+The rootfs tar, kernel and initramfs come from inputs.py (cached). What changes
+with every commit, the agent and the image layout, is added here on a fresh
+copy and turned into slots and a disk by `pyupdate-image` (its library API).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import inputs
+
+from pyupdate_artifact.image import artifact, slot
+from pyupdate_artifact.image.board import Board, load_board
+from pyupdate_artifact.image.build import BuildSpec, build
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceImages:
+    """Args: board; disk (slot A and B: `base_name`); rootfs (its slot image);
+    updates: artifact name -> signed .mender; verify_key: public key on the device."""
+
+    board: Board
+    disk: Path
+    rootfs: Path
+    updates: dict[str, Path]
+    verify_key: Path
+    key: Path
+
+
+def agent_wheels(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(out),
+            str(REPO / "artifact_tool"),
+            str(REPO / "agent"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return sorted(out.glob("*.whl"))
+
+
+def install_agent(tree: Path, wheels: list[Path]) -> None:
+    """pip --target into Debian's dist-packages; console scripts rewritten for /usr/bin/python3."""
+    target = tree / PYTHON_SITE
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(target),
+            *map(str, wheels),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    bin_dir = tree / "usr/local/bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (bin_dir / "pyupdate").write_text(
+        "#!/usr/bin/python3\nimport sys\nfrom pyupdate_agent.cli import main\nsys.exit(main())\n"
+    )
+    (bin_dir / "pyupdate").chmod(0o755)
+    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def compose_tree(
+    arch: str, board: Board, tree: Path, wheels: list[Path], verify_key: Path, *, broken: bool
+) -> None:
+    subprocess.run(
+        ["tar", "-x", "--numeric-owner", "-f", str(inputs.rootfs_tar(arch)), "-C", str(tree)],
+        check=True,
+    )
+    shutil.copy2(inputs.kernel_image(arch), tree / board.kernel.image.lstrip("/"))
+    shutil.copy2(inputs.initramfs(arch), tree / board.kernel.initrd.lstrip("/"))
+    install_agent(tree, wheels)
+    etc = tree / "etc/pyupdate"
+    etc.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(verify_key, etc / "artifact-verify-key.pem")
+    (etc / "device_type").write_text(f"device_type={board.device_type}\n")
+    config = {
+        "RootfsPartA": board.linux_partition(2),
+        "RootfsPartB": board.linux_partition(3),
+        "ArtifactVerifyKey": "/etc/pyupdate/artifact-verify-key.pem",
+        "DeviceTypeFile": "/etc/pyupdate/device_type",
+        "Bootloader": "uboot",
+    }
+    (etc / "pyupdate.conf").write_text(json.dumps(config, indent=2) + "\n")
+    if broken:
+        # The initramfs finds no init, exits, the kernel panics: a rootfs that never boots.
+        for path in ("sbin/init", "lib/systemd/systemd"):
+            (tree / path).unlink(missing_ok=True)
+
+
+def build_device_images(board_name: str, work: Path, key: Path, verify_key: Path) -> DeviceImages:
+    """release-1 on the disk (both slots); release-2 and release-broken as artifacts."""
+    board = load_board(board_name)
+    arch = inputs.BOARD_ARCH[board.name]
+    wheels = agent_wheels(work / "wheels")
+    updates = {}
+    for name, broken in (("release-1", False), ("release-2", False), ("release-broken", True)):
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            tree = Path(tmp) / "tree"
+            tree.mkdir()
+            compose_tree(arch, board, tree, wheels, verify_key, broken=broken)
+            if name == "release-1":
+                data = Path(tmp) / "data"
+                (data / "pyupdate").mkdir(parents=True)
+                (data / "keep-me").write_text("data partition survives updates\n")
+                spec = BuildSpec(board, tree, name, work / "disk", key=key, data_dir=data)
+                build(spec)
+                updates[name] = work / "disk" / f"{name}.mender"
+                continue
+            image = Path(tmp) / "rootfs.ext4"
+            slot.make_slot_image(board, tree, image, name, "rootfs")
+            updates[name] = work / f"{name}.mender"
+            artifact.write_rootfs_artifact(image, updates[name], name, board.device_type, key)
+    return DeviceImages(
+        board=board,
+        disk=work / "disk" / "disk.img",
+        rootfs=work / "disk" / "rootfs.ext4",
+        updates=updates,
+        verify_key=verify_key,
+        key=key,
+    )
+
+
+def media_disk(files: list[Path], out: Path) -> Path:
+    """An ext4 'USB stick' holding the artifacts (second virtio disk), made without loop devices."""
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        for f in files:
+            os.link(f, Path(tmp) / f.name) if _same_fs(f, out) else shutil.copy2(f, tmp)
+        size = sum(f.stat().st_size for f in files) + (32 << 20)
+        subprocess.run(
+            ["mkfs.ext4", "-q", "-F", "-L", "media", "-d", tmp, str(out), f"{size >> 10}k"],
+            check=True,
+        )
+    return out
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.parent.stat().st_dev

@@ -1,0 +1,177 @@
+"""QEMU fixtures: images built once per session, a `device` already at a root shell.
+
+Board: $PYUPDATE_BOARD (default qemu-x86_64; `make test-qemu BOARD=qemu-aarch64`).
+Inputs (Debian rootfs, kernel, initramfs) are cached, see ci/qemu/inputs.py.
+Every scenario's duration, the accelerator (KVM/TCG) and boot times are
+printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "ci" / "qemu"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import images  # noqa: E402
+from strategy import (  # noqa: E402
+    GUEST_HOST_IP,
+    BootStrategy,
+    DiskImage,
+    QemuDriver,
+    ShellDriver,
+    State,
+    accel,
+)
+
+HTTP_GUEST_PORT = 8080
+BOARD = os.environ.get("PYUPDATE_BOARD", "qemu-x86_64")
+_TIMINGS: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent == here:
+            item.add_marker(pytest.mark.qemu)
+            item.add_marker(pytest.mark.uboot)
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _TIMINGS:
+        terminalreporter.section(f"qemu ({BOARD}, accel={accel()})")
+        for line in _TIMINGS:
+            terminalreporter.write_line(line)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    images: images.DeviceImages
+    media: Path
+    http_port: int
+    work: Path
+
+    @property
+    def http_base(self) -> str:
+        return f"http://{GUEST_HOST_IP}:{HTTP_GUEST_PORT}"
+
+
+def _key_pair(work: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    priv, pub = work / "signing-key.pem", work / "verify-key.pem"
+    priv.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return priv, pub
+
+
+@pytest.fixture(scope="session")
+def qemu_session(tmp_path_factory) -> Session:
+    work = tmp_path_factory.mktemp("qemu")
+    started = time.monotonic()
+    priv, pub = _key_pair(work)
+    built = images.build_device_images(BOARD, work, priv, pub)
+    media = images.media_disk(
+        [built.updates["release-2"], built.updates["release-broken"]], work / "media.img"
+    )
+    _TIMINGS.append(
+        f"images built (inputs cached in {images.inputs.cache_dir()}): "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(work))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Bound to loopback only; the guest reaches it through a QEMU guestfwd (strategy.py).
+    yield Session(built, media, server.server_address[1], work)
+    server.shutdown()
+
+
+class Device:
+    """The machine under test, at a root shell. Wraps the strategy with scenario verbs."""
+
+    def __init__(self, strategy: BootStrategy, session: Session) -> None:
+        self.strategy = strategy
+        self.session = session
+
+    def sh(self, cmd: str, timeout: float = 300.0) -> str:
+        return self.strategy.shell.check(cmd, timeout)
+
+    def run(self, cmd: str, timeout: float = 300.0) -> tuple[int, str]:
+        return self.strategy.shell.run(cmd, timeout)
+
+    def env(self) -> dict[str, str]:
+        out = self.sh("fw_printenv")
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def root_device(self) -> str:
+        return self.sh("findmnt -n -o SOURCE /").strip()
+
+    def artifact(self) -> str:
+        return self.sh("pyupdate show-artifact").strip()
+
+    def mount_media(self) -> str:
+        self.sh(
+            "mkdir -p /media/usb && (mountpoint -q /media/usb || mount -o ro /dev/vdb /media/usb)"
+        )
+        return "/media/usb"
+
+    def reboot_to_shell(self) -> None:
+        self.strategy.reboot()
+        self.strategy.await_shell()
+
+    def expect_boot(self, pattern: str, timeout: float = 240.0) -> None:
+        self.strategy.power.expect(pattern, timeout)
+
+    def power_cut(self) -> None:
+        self.strategy.power_cut()
+
+    def power_on_to_shell(self) -> None:
+        self.strategy.transition(State.SHELL)
+
+
+@pytest.fixture
+def device(qemu_session: Session, tmp_path: Path, request):
+    disk = tmp_path / "disk.img"
+    os.system(f"cp --sparse=always {qemu_session.images.disk} {disk}")
+    log = tmp_path / "console.log"
+    power = QemuDriver(
+        qemu_session.images.board,
+        DiskImage(disk, (qemu_session.media,)),
+        log,
+        forwards={HTTP_GUEST_PORT: qemu_session.http_port},
+    )
+    strategy = BootStrategy(power, ShellDriver(power))
+    started = time.monotonic()
+    try:
+        strategy.transition(State.SHELL)
+        yield Device(strategy, qemu_session)
+    finally:
+        strategy.power.off()
+        boots = ", ".join(f"{s:.0f}" for s in strategy.boot_seconds)
+        _TIMINGS.append(
+            f"{request.node.name}: {time.monotonic() - started:.0f} s "
+            f"(boots to shell: {boots} s; console: {log})"
+        )

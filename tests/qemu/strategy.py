@@ -1,0 +1,228 @@
+"""A small labgrid-style vocabulary for the QEMU tests.
+
+Resources are facts (`DiskImage`), drivers act (`QemuDriver` powers the
+machine and owns its serial console, `ShellDriver` runs commands on it), and
+`BootStrategy` reaches a state one step at a time: off -> uboot -> shell. A
+strategy that failed once is broken and refuses to continue, so a test never
+runs on half a boot.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import shlex
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pexpect
+
+from pyupdate_artifact.image.board import Board
+
+PROMPT = "PYU-SHELL# "
+LOGIN_PROMPT = r"root@pyupdate:\S*# "
+BOOT_TIMEOUT = 240.0
+
+
+GUEST_HOST_IP = "10.0.2.100"
+
+
+def accel() -> str:
+    """TCG unless $PYUPDATE_QEMU_ACCEL says otherwise: /dev/kvm may exist and still not
+    run U-Boot (as on the CI machines), and TCG timings are the ones the budget is for."""
+    return os.environ.get("PYUPDATE_QEMU_ACCEL", "tcg")
+
+
+@dataclass(frozen=True, slots=True)
+class DiskImage:
+    """Args: path (raw disk the machine boots from), extra (more raw disks, read-only)."""
+
+    path: Path
+    extra: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        for p in (self.path, *self.extra):
+            if not p.is_file():
+                raise FileNotFoundError(p)
+
+
+class PowerProtocol(Protocol):
+    def on(self) -> None: ...
+    def off(self) -> None: ...
+
+
+class ConsoleProtocol(Protocol):
+    def expect(self, pattern: str | list[str], timeout: float) -> int: ...
+    def sendline(self, line: str) -> None: ...
+
+
+@dataclass
+class QemuDriver:
+    """Power and serial console of one QEMU machine. `off()` is a power cut (SIGKILL).
+
+    Args: board (qemu binary, machine, cpu, memory, U-Boot binary), disk, log (console transcript).
+    """
+
+    board: Board
+    disk: DiskImage
+    log: Path
+    smp: int = 2
+    forwards: dict[int, int] = field(default_factory=dict)
+    process: pexpect.spawn | None = field(default=None, init=False)
+
+    def argv(self) -> list[str]:
+        q = self.board.qemu
+        args = [q.binary, "-M", q.machine, "-accel", accel(), "-smp", str(self.smp)]
+        args += ["-m", str(q.memory_mib), "-nographic", "-bios", self.board.uboot.binary]
+        if q.cpu:
+            args += ["-cpu", q.cpu]
+        args += ["-drive", f"file={self.disk.path},format=raw,if={q.disk_interface}"]
+        for extra in self.disk.extra:
+            args += ["-drive", f"file={extra},format=raw,if={q.disk_interface},readonly=on"]
+        # Isolated user networking: the guest reaches nothing but the host ports forwarded
+        # here, at 10.0.2.100:<guest port> -> 127.0.0.1:<host port>.
+        nic = "user,model=virtio-net-pci,restrict=on"
+        for guest_port, host_port in self.forwards.items():
+            nic += f",guestfwd=tcp:{GUEST_HOST_IP}:{guest_port}-tcp:127.0.0.1:{host_port}"
+        args += ["-nic", nic]
+        return args
+
+    def on(self) -> None:
+        if self.process is not None and self.process.isalive():
+            return
+        argv = self.argv()
+        self.process = pexpect.spawn(
+            argv[0], argv[1:], encoding="utf-8", codec_errors="replace", timeout=BOOT_TIMEOUT
+        )
+        self.process.logfile_read = self.log.open("a", buffering=1)
+        self.process.logfile_read.write(f"\n===== power on: {shlex.join(argv)}\n")
+
+    def off(self) -> None:
+        """Cut the power: no shutdown, no sync, the disk image keeps what reached it."""
+        if self.process is None:
+            return
+        if self.process.isalive():
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.close(force=True)
+        self.process = None
+
+    def expect(self, pattern: str | list[str], timeout: float = BOOT_TIMEOUT) -> int:
+        assert self.process is not None, "machine is off"
+        try:
+            return self.process.expect(pattern, timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise AssertionError(f"console: no {pattern!r} within {timeout:.0f} s") from None
+        except pexpect.EOF:
+            raise AssertionError(f"console: QEMU exited while waiting for {pattern!r}") from None
+
+    def sendline(self, line: str) -> None:
+        assert self.process is not None, "machine is off"
+        self.process.sendline(line)
+
+    @property
+    def before(self) -> str:
+        assert self.process is not None
+        return self.process.before or ""
+
+
+@dataclass
+class ShellDriver:
+    """Runs commands on the serial root shell; output and exit code come back framed by markers."""
+
+    console: QemuDriver
+    counter: int = 0
+
+    def prepare(self) -> None:
+        # A fixed prompt and no echo games: every command's output is cut out exactly.
+        self.console.sendline(f"stty -echo; export PS1='{PROMPT}'; export TERM=dumb")
+        self.console.expect(PROMPT, timeout=60)
+
+    def run(self, cmd: str, timeout: float = 300.0) -> tuple[int, str]:
+        self.counter += 1
+        tag = f"PYU{self.counter:04d}"
+        self.console.sendline(f"echo {tag}-BEGIN; {cmd}; echo {tag}-END $?")
+        self.console.expect(f"{tag}-BEGIN\r*\n", timeout=60)
+        self.console.expect(rf"{tag}-END (\d+)\r*\n", timeout=timeout)
+        out = self.console.before.replace("\r", "")
+        assert self.console.process is not None
+        rc = int(self.console.process.match.group(1))
+        self.console.expect(PROMPT, timeout=30)
+        return rc, out
+
+    def check(self, cmd: str, timeout: float = 300.0) -> str:
+        rc, out = self.run(cmd, timeout)
+        if rc != 0:
+            raise AssertionError(f"guest: {cmd!r} exited {rc}:\n{out}")
+        return out
+
+
+class State(enum.Enum):
+    OFF = 0
+    UBOOT = 1
+    SHELL = 2
+    BROKEN = 99
+
+
+@dataclass
+class BootStrategy:
+    """off -> uboot (boot.scr runs) -> shell (root prompt). Records boot timings."""
+
+    power: QemuDriver
+    shell: ShellDriver
+    state: State = State.OFF
+    boot_seconds: list[float] = field(default_factory=list)
+    _powered_at: float = 0.0
+
+    def transition(self, target: State) -> None:
+        if self.state is State.BROKEN:
+            raise AssertionError("strategy is broken after an earlier failure")
+        if target is State.OFF:
+            self.power.off()
+            self.state = State.OFF
+            return
+        try:
+            while self.state.value < target.value:
+                self._step()
+        except BaseException:
+            self.state = State.BROKEN
+            raise
+
+    def _step(self) -> None:
+        if self.state is State.OFF:
+            self._powered_at = time.monotonic()
+            self.power.on()
+            self.power.expect("=== pyupdate boot.scr start", timeout=60)
+            self.state = State.UBOOT
+        elif self.state is State.UBOOT:
+            self.await_shell()
+
+    def await_shell(self) -> None:
+        self.power.expect(LOGIN_PROMPT)
+        self.shell.prepare()
+        self.boot_seconds.append(time.monotonic() - self._powered_at)
+        self.state = State.SHELL
+
+    def reboot(self) -> None:
+        """A clean reboot from the shell; the next boot.scr marks the UBOOT state."""
+        self.power.sendline("reboot")
+        self._powered_at = time.monotonic()
+        self.power.expect("=== pyupdate boot.scr start", timeout=120)
+        self.state = State.UBOOT
+
+    def boot_log(self, pattern: str, timeout: float = BOOT_TIMEOUT) -> str:
+        """Wait for a U-Boot/kernel line during the current boot and return it."""
+        self.power.expect(pattern, timeout=timeout)
+        assert self.power.process is not None
+        return self.power.process.after if isinstance(self.power.process.after, str) else ""
+
+    def power_cut(self) -> None:
+        self.power.off()
+        self.state = State.OFF
+
+
+def ab_line(text: str) -> list[str]:
+    return re.findall(r"AB: .*", text)
