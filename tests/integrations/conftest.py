@@ -1,0 +1,95 @@
+"""Fixtures for the build-system integration tests (meta-pyupdate, kas, buildroot-ext).
+
+Everything here runs offline with tools from PyPI (oelint-adv, kas) and
+Debian (shellcheck, genimage, u-boot-tools, e2fsprogs); bitbake and Buildroot
+themselves are local checks (docs/layer-checks.md), not CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAYER = REPO / "meta-pyupdate"
+BR_EXT = REPO / "buildroot-ext"
+DATA = Path(__file__).resolve().parent / "data"
+VENV_BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(LAYER / "lib"))
+
+
+def tool(name: str) -> str:
+    """A PyPI tool from this venv, else from PATH; skip (fail in CI) when absent."""
+    for candidate in (VENV_BIN / name, shutil.which(name)):
+        if candidate and os.access(candidate, os.X_OK):
+            return str(candidate)
+    from conftest import IN_CI  # tests/conftest.py
+
+    message = f"{name} not installed (see docs/layer-checks.md)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def tool_env() -> dict[str, str]:
+    """PATH with this venv (pyupdate-image, pyupdate-artifact) and /usr/sbin (mkfs.*) first."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(VENV_BIN), "/usr/sbin", "/sbin", env.get("PATH", "")])
+    return env
+
+
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    kw.setdefault("env", tool_env())
+    return subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
+
+
+def layer_files(*suffixes: str) -> list[Path]:
+    return sorted(p for p in LAYER.rglob("*") if p.is_file() and p.name.endswith(suffixes))
+
+
+@pytest.fixture
+def getvar_defaults() -> dict[str, str]:
+    """The expanded defaults of pyupdate-setup.bbclass for qemux86-64, as bitbake -e shows them."""
+    return {
+        "MACHINE": "qemux86-64",
+        "TARGET_ARCH": "x86_64",
+        "DEPLOY_DIR_IMAGE": "/build/tmp/deploy/images/qemux86-64",
+        "UBOOT_BINARY": "u-boot.rom",
+        "QB_SYSTEM_NAME": "qemu-system-x86_64",
+        "PYUPDATE_DEVICE_TYPE": "qemux86-64",
+        "PYUPDATE_DEVICE_TYPES_COMPATIBLE": "qemux86-64",
+        "PYUPDATE_ARTIFACT_NAME": "pyupdate-image-minimal-nodistro.0",
+        "PYUPDATE_ARTIFACT_COMPRESSION": "gzip",
+        "PYUPDATE_SIGNING_REQUIRED": "0",
+        "PYUPDATE_STORAGE_DEVICE": "/dev/vda",
+        "PYUPDATE_STORAGE_PART_SEPARATOR": "",
+        "PYUPDATE_STORAGE_TOTAL_SIZE_MB": "1024",
+        "PYUPDATE_PARTITION_ALIGNMENT_MB": "1",
+        "PYUPDATE_BOOT_PART_SIZE_MB": "32",
+        "PYUPDATE_ROOTFS_PART_SIZE_MB": "431",
+        "PYUPDATE_DATA_PART_SIZE_MB": "128",
+        "PYUPDATE_BOOT_MOUNT_POINT": "/boot/uboot",
+        "PYUPDATE_DATA_MOUNT_POINT": "/data",
+        "PYUPDATE_UBOOT_ENV_SIZE": "0x4000",
+        "PYUPDATE_UBOOT_ENV_FILES": "uboot.env uboot-redund.env",
+        "PYUPDATE_UBOOT_ENV_OFFSETS": "0x0 0x0",
+        "PYUPDATE_UBOOT_ENV_PERSIST": "",
+        "PYUPDATE_UBOOT_BOOTLIMIT": "1",
+        "PYUPDATE_UBOOT_INTERFACE": "virtio",
+        "PYUPDATE_UBOOT_DEVICE": "0",
+        "PYUPDATE_UBOOT_BOOT_COMMAND": "zboot",
+        "PYUPDATE_UBOOT_MKIMAGE_ARCH": "x86",
+        "PYUPDATE_UBOOT_KERNEL_ADDR": "",
+        "PYUPDATE_UBOOT_RAMDISK_ADDR": "0x10000000",
+        "PYUPDATE_UBOOT_SCRATCH_ADDR": "0x7100000",
+        "PYUPDATE_KERNEL_IMAGE": "/boot/bzImage",
+        "PYUPDATE_KERNEL_BOOTARGS": "rw console=ttyS0,115200 panic=5",
+        "PYUPDATE_UPDATE_POLL_INTERVAL": "1800",
+        "PYUPDATE_INVENTORY_POLL_INTERVAL": "28800",
+    }
