@@ -1,7 +1,7 @@
 # pyupdate-setup.bbclass: every PYUPDATE_* variable, with its default, in one place.
 #
-# Pattern (meta-mender's mender-setup.bbclass): PYUPDATE_X_DEFAULT holds the
-# default, PYUPDATE_X ??= "${PYUPDATE_X_DEFAULT}" lets local.conf, a distro or
+# Pattern (meta-mender's mender-setup.bbclass): <name>_DEFAULT holds the
+# default, <name> ??= "${<name>_DEFAULT}" lets local.conf, a distro or
 # a machine config override it with a plain `=` or `?=`. The same list, with
 # types and examples, is the table in docs/yocto.md; conf/pyupdate-vars.json
 # holds the names, and any other PYUPDATE_* name stops the build (a typo would
@@ -28,10 +28,12 @@ PYUPDATE_DEVICE_TYPES_COMPATIBLE ??= "${PYUPDATE_DEVICE_TYPES_COMPATIBLE_DEFAULT
 PYUPDATE_ARTIFACT_NAME_DEFAULT = "${IMAGE_BASENAME}-${DISTRO_VERSION}"
 PYUPDATE_ARTIFACT_NAME ??= "${PYUPDATE_ARTIFACT_NAME_DEFAULT}"
 
-# Extra provides (--provides KEY:VALUE) and depends (--depends KEY:VALUE) of
-# the artifact, space-separated.
+# Extra provides of the artifact (--provides KEY:VALUE), space-separated.
 PYUPDATE_ARTIFACT_PROVIDES_DEFAULT = ""
 PYUPDATE_ARTIFACT_PROVIDES ??= "${PYUPDATE_ARTIFACT_PROVIDES_DEFAULT}"
+
+# Depends of the artifact (--depends KEY:VALUE): what the device must
+# already provide, e.g. rootfs-image.version:1.2 for a delta.
 PYUPDATE_ARTIFACT_DEPENDS_DEFAULT = ""
 PYUPDATE_ARTIFACT_DEPENDS ??= "${PYUPDATE_ARTIFACT_DEPENDS_DEFAULT}"
 
@@ -64,19 +66,22 @@ PYUPDATE_ARTIFACT_VERIFY_KEY ??= "${PYUPDATE_ARTIFACT_VERIFY_KEY_DEFAULT}"
 PYUPDATE_SERVER_URL_DEFAULT = ""
 PYUPDATE_SERVER_URL ??= "${PYUPDATE_SERVER_URL_DEFAULT}"
 
-# Seconds between update checks and inventory uploads (managed mode).
+# Seconds between update checks (managed mode).
 PYUPDATE_UPDATE_POLL_INTERVAL_DEFAULT = "1800"
 PYUPDATE_UPDATE_POLL_INTERVAL ??= "${PYUPDATE_UPDATE_POLL_INTERVAL_DEFAULT}"
+
+# Seconds between inventory uploads.
 PYUPDATE_INVENTORY_POLL_INTERVAL_DEFAULT = "28800"
 PYUPDATE_INVENTORY_POLL_INTERVAL ??= "${PYUPDATE_INVENTORY_POLL_INTERVAL_DEFAULT}"
 
 # --- storage and partitions -------------------------------------------------
 
-# The whole disk as Linux names it, and what goes between it and a partition
-# number ("p" for /dev/mmcblk0p2). Partitions are fixed: 1 boot, 2 rootfs A,
+# The whole disk as Linux names it. Partitions are fixed: 1 boot, 2 rootfs A,
 # 3 rootfs B, 4 data.
 PYUPDATE_STORAGE_DEVICE_DEFAULT = "/dev/vda"
 PYUPDATE_STORAGE_DEVICE ??= "${PYUPDATE_STORAGE_DEVICE_DEFAULT}"
+
+# Between the disk and a partition number: "p" for /dev/mmcblk0p2.
 PYUPDATE_STORAGE_PART_SEPARATOR_DEFAULT = ""
 PYUPDATE_STORAGE_PART_SEPARATOR ??= "${PYUPDATE_STORAGE_PART_SEPARATOR_DEFAULT}"
 
@@ -100,10 +105,12 @@ PYUPDATE_DATA_PART_SIZE_MB ??= "${PYUPDATE_DATA_PART_SIZE_MB_DEFAULT}"
 PYUPDATE_ROOTFS_PART_SIZE_MB_DEFAULT = "${@pyupdate_layer.checks.default_rootfs_size(d.getVar)}"
 PYUPDATE_ROOTFS_PART_SIZE_MB ??= "${PYUPDATE_ROOTFS_PART_SIZE_MB_DEFAULT}"
 
-# Where Linux mounts the boot partition (the env files live there, and
-# fw_env.config points there) and the data partition.
+# Where Linux mounts the boot partition: the env files live there, and
+# fw_env.config points there.
 PYUPDATE_BOOT_MOUNT_POINT_DEFAULT = "/boot/uboot"
 PYUPDATE_BOOT_MOUNT_POINT ??= "${PYUPDATE_BOOT_MOUNT_POINT_DEFAULT}"
+
+# Where Linux mounts the data partition (LABEL=data in fstab).
 PYUPDATE_DATA_MOUNT_POINT_DEFAULT = "/data"
 PYUPDATE_DATA_MOUNT_POINT ??= "${PYUPDATE_DATA_MOUNT_POINT_DEFAULT}"
 
@@ -114,10 +121,11 @@ PYUPDATE_DATA_MOUNT_POINT ??= "${PYUPDATE_DATA_MOUNT_POINT_DEFAULT}"
 PYUPDATE_UBOOT_ENV_SIZE_DEFAULT = "0x4000"
 PYUPDATE_UBOOT_ENV_SIZE ??= "${PYUPDATE_UBOOT_ENV_SIZE_DEFAULT}"
 
-# The two redundant env copies, files on the boot partition, and the offset of
-# each copy inside its file.
+# The two redundant env copies: files on the boot partition.
 PYUPDATE_UBOOT_ENV_FILES_DEFAULT = "uboot.env uboot-redund.env"
 PYUPDATE_UBOOT_ENV_FILES ??= "${PYUPDATE_UBOOT_ENV_FILES_DEFAULT}"
+
+# Offset of each env copy inside its file.
 PYUPDATE_UBOOT_ENV_OFFSETS_DEFAULT = "0x0 0x0"
 PYUPDATE_UBOOT_ENV_OFFSETS ??= "${PYUPDATE_UBOOT_ENV_OFFSETS_DEFAULT}"
 
@@ -140,37 +148,46 @@ PYUPDATE_FW_ENV_CONFIG ??= "${PYUPDATE_FW_ENV_CONFIG_DEFAULT}"
 # The values proven under QEMU (artifact_tool's shipped boards). A real board
 # sets these in its machine config.
 
-# U-Boot block interface and device number of the storage.
+# U-Boot block interface of the storage (virtio, mmc, scsi...).
 PYUPDATE_UBOOT_INTERFACE_DEFAULT = "virtio"
 PYUPDATE_UBOOT_INTERFACE ??= "${PYUPDATE_UBOOT_INTERFACE_DEFAULT}"
+
+# U-Boot device number of the storage on that interface.
 PYUPDATE_UBOOT_DEVICE_DEFAULT = "0"
 PYUPDATE_UBOOT_DEVICE ??= "${PYUPDATE_UBOOT_DEVICE_DEFAULT}"
 
-# How U-Boot starts the kernel, and mkimage's -A for boot.scr.
+# How U-Boot starts the kernel: zboot (x86), booti (arm64), bootz (arm).
 PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT = "bootz"
 PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:x86-64 = "zboot"
 PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:aarch64 = "booti"
 PYUPDATE_UBOOT_BOOT_COMMAND ??= "${PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT}"
+
+# mkimage -A for boot.scr (U-Boot names arm64, not aarch64).
 PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT = "${UBOOT_ARCH}"
 PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT:aarch64 = "arm64"
 PYUPDATE_UBOOT_MKIMAGE_ARCH ??= "${PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT}"
 
-# Load addresses: kernel (empty: U-Boot's own kernel_addr_r), ramdisk, and
-# RAM the boot script uses for its env buffers (4 x env size, page aligned).
+# kernel_addr_r; empty: U-Boot's own.
 PYUPDATE_UBOOT_KERNEL_ADDR_DEFAULT = ""
 PYUPDATE_UBOOT_KERNEL_ADDR_DEFAULT:aarch64 = "0x40400000"
 PYUPDATE_UBOOT_KERNEL_ADDR ??= "${PYUPDATE_UBOOT_KERNEL_ADDR_DEFAULT}"
+
+# ramdisk_addr_r: where an initramfs would be loaded.
 PYUPDATE_UBOOT_RAMDISK_ADDR_DEFAULT = "0x10000000"
 PYUPDATE_UBOOT_RAMDISK_ADDR_DEFAULT:aarch64 = "0x44000000"
 PYUPDATE_UBOOT_RAMDISK_ADDR ??= "${PYUPDATE_UBOOT_RAMDISK_ADDR_DEFAULT}"
+
+# RAM the boot script uses for its env buffers (4 x env size).
 PYUPDATE_UBOOT_SCRATCH_ADDR_DEFAULT = "0x7100000"
 PYUPDATE_UBOOT_SCRATCH_ADDR_DEFAULT:aarch64 = "0x4f000000"
 PYUPDATE_UBOOT_SCRATCH_ADDR ??= "${PYUPDATE_UBOOT_SCRATCH_ADDR_DEFAULT}"
 
-# The kernel inside each rootfs slot (kernel-image installs it in /boot) and
-# its command line after root=, which the boot script adds.
+# The kernel inside each rootfs slot (kernel-image installs it in /boot).
 PYUPDATE_KERNEL_IMAGE_DEFAULT = "/boot/${KERNEL_IMAGETYPE}"
 PYUPDATE_KERNEL_IMAGE ??= "${PYUPDATE_KERNEL_IMAGE_DEFAULT}"
+
+# Kernel command line after the root= the boot script adds; the console
+# comes from the first SERIAL_CONSOLES entry.
 PYUPDATE_KERNEL_BOOTARGS_DEFAULT = "rw ${@pyupdate_layer.board.console_bootarg(d.getVar('SERIAL_CONSOLES') or '')} panic=5"
 PYUPDATE_KERNEL_BOOTARGS ??= "${PYUPDATE_KERNEL_BOOTARGS_DEFAULT}"
 

@@ -35,7 +35,11 @@ def _env(workdir: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("config", "machine"),
-    [("kas.yml", "qemux86-64"), ("kas/qemux86-64.yml", "qemux86-64"), ("kas/qemuarm64.yml", "qemuarm64")],
+    [
+        ("kas.yml", "qemux86-64"),
+        ("kas/qemux86-64.yml", "qemux86-64"),
+        ("kas/qemuarm64.yml", "qemuarm64"),
+    ],
 )
 def test_kas_dump_offline_merges(tmp_path: Path, config: str, machine: str):
     result = kas_dump(f"{config}:kas/offline.yml", tmp_path)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run
+from pyupdate_layer import board
+
 from pyupdate_agent.config import parse_config
 from pyupdate_artifact.image import board as image_board
 from pyupdate_artifact.image.cli import main as image_main
-from pyupdate_layer import board
 
 AARCH64 = {
     "MACHINE": "qemuarm64",

@@ -26,7 +26,11 @@ def test_unknown_variable_is_named(getvar_defaults):
 
 
 def test_default_and_override_forms_are_known(getvar_defaults):
-    names = [*getvar_defaults, "PYUPDATE_DEVICE_TYPE_DEFAULT", "PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:aarch64"]
+    names = [
+        *getvar_defaults,
+        "PYUPDATE_DEVICE_TYPE_DEFAULT",
+        "PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:aarch64",
+    ]
     assert problem(getvar_defaults, names) is None
 
 
@@ -108,4 +112,6 @@ def test_default_rootfs_size_respects_alignment(getvar_defaults):
     values = {**getvar_defaults, "PYUPDATE_PARTITION_ALIGNMENT_MB": "8"}
     size = checks.default_rootfs_size(values.get)
     assert size % 8 == 0
-    assert checks.layout_mib({**values, "PYUPDATE_ROOTFS_PART_SIZE_MB": str(size)}.get)["end"] <= 1024
+    assert (
+        checks.layout_mib({**values, "PYUPDATE_ROOTFS_PART_SIZE_MB": str(size)}.get)["end"] <= 1024
+    )

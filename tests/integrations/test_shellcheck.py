@@ -19,7 +19,9 @@ SCRIPTS = sorted(
 def test_the_script_list_is_complete():
     assert len(SCRIPTS) >= 6
     for path in SCRIPTS:
-        assert path.read_text().startswith("#!/bin/sh") or path.read_text().startswith("#!/bin/bash")
+        assert path.read_text().startswith("#!/bin/sh") or path.read_text().startswith(
+            "#!/bin/bash"
+        )
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))

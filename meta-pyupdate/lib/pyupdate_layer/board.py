@@ -84,6 +84,7 @@ def write_board(getvar: GetVar, path: str) -> None:
 
 def agent_config(getvar: GetVar) -> dict[str, object]:
     """/etc/pyupdate/pyupdate.conf (mender.conf keys) for this image."""
+
     def var(name: str) -> str:
         return getvar(name) or ""
 

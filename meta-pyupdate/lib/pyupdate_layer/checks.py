@@ -109,7 +109,7 @@ def _key_problems(getvar: GetVar):
         yield f"PYUPDATE_ARTIFACT_SIGNING_KEY: {key}: file not found"
     if not key and (getvar("PYUPDATE_SIGNING_REQUIRED") or "0") == "1":
         yield (
-            "PYUPDATE_ARTIFACT_SIGNING_KEY: not set, and PYUPDATE_SIGNING_REQUIRED = \"1\" "
+            'PYUPDATE_ARTIFACT_SIGNING_KEY: not set, and PYUPDATE_SIGNING_REQUIRED = "1" '
             "(set it to a PEM private key path)"
         )
     verify = getvar("PYUPDATE_ARTIFACT_VERIFY_KEY") or ""
@@ -149,4 +149,4 @@ def _env_problems(getvar: GetVar):
         yield "PYUPDATE_UBOOT_ENV_FILES: needs two file names (the redundant env copies)"
     offsets = (getvar("PYUPDATE_UBOOT_ENV_OFFSETS") or "").split()
     if len(offsets) != 2 or not all(_HEX.match(o) for o in offsets):
-        yield "PYUPDATE_UBOOT_ENV_OFFSETS: needs two hex offsets like \"0x0 0x0\""
+        yield 'PYUPDATE_UBOOT_ENV_OFFSETS: needs two hex offsets like "0x0 0x0"'
