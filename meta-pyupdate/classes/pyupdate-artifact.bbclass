@@ -46,7 +46,10 @@ IMAGE_CMD:pyupdate() {
     if [ -n "${PYUPDATE_ARTIFACT_SIGNING_KEY}" ]; then
         set -- "$@" -k "${PYUPDATE_ARTIFACT_SIGNING_KEY}"
     fi
-    pyupdate-artifact "$@" ${PYUPDATE_ARTIFACT_EXTRA_ARGS}
+    pyupdate-artifact "$@" --quiet ${PYUPDATE_ARTIFACT_EXTRA_ARGS}
+    # The image type is "pyupdate" but the file keeps Mender's suffix, so the
+    # generic per-type link would not find it: make the stable link here.
+    ln -sf "${IMAGE_NAME}.mender" "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.mender"
 }
 IMAGE_CMD:pyupdate[vardepsexclude] += "PYUPDATE_ARTIFACT_SIGNING_KEY"
 do_image_pyupdate[file-checksums] += "${@'${PYUPDATE_ARTIFACT_SIGNING_KEY}:True' if d.getVar('PYUPDATE_ARTIFACT_SIGNING_KEY') else ''}"
