@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LAYER, run, tool_env
+from integrations_helpers import LAYER, run, tool_env
 
 CLASS = LAYER / "classes" / "pyupdate-artifact.bbclass"
 SCRIPTS_CLASS = LAYER / "classes" / "pyupdate-state-scripts.bbclass"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run, tool
+from integrations_helpers import REPO, run, tool
 
 PINNED = {
     "bitbake": "fae9db3168dbff1b8c76fe9c6726a9687ff97514",
@@ -26,7 +26,7 @@ def kas_dump(spec: str, workdir: Path, cwd: Path = REPO):
 
 
 def _env(workdir: Path) -> dict[str, str]:
-    from conftest import tool_env
+    from integrations_helpers import tool_env
 
     env = tool_env()
     env["KAS_WORK_DIR"] = str(workdir)

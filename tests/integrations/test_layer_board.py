@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run
+from integrations_helpers import run
 from pyupdate_layer import board
 
 from pyupdate_agent.config import parse_config

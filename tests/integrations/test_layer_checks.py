@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LAYER
+from integrations_helpers import LAYER
 from pyupdate_layer import checks
 
 KNOWN = checks.known_variables(str(LAYER / "conf" / "pyupdate-vars.json"))

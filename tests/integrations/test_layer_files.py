@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BR_EXT, LAYER, REPO
+from integrations_helpers import BR_EXT, LAYER, REPO
 
 VARS = set(json.loads((LAYER / "conf" / "pyupdate-vars.json").read_text())["variables"])
 SETUP = (LAYER / "classes" / "pyupdate-setup.bbclass").read_text()

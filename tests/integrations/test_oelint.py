@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import DATA, LAYER, REPO, layer_files, run, tool
+from integrations_helpers import DATA, LAYER, REPO, layer_files, run, tool
 
 SUPPRESSED = ("oelint.vars.homepageping", "oelint.bbclass.underscores")
 

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import BR_EXT, REPO, run, tool_env
+from integrations_helpers import BR_EXT, REPO, run, tool_env
 
 from pyupdate_artifact.image import board as image_board
 from pyupdate_artifact.image import disk

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import BR_EXT, REPO, run
+from integrations_helpers import BR_EXT, REPO, run
 
 SCRIPTS = sorted(
     [
