@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -155,7 +156,7 @@ class Device:
 @pytest.fixture
 def device(qemu_session: Session, tmp_path: Path, request):
     disk = tmp_path / "disk.img"
-    os.system(f"cp --sparse=always {qemu_session.images.disk} {disk}")
+    subprocess.run(["cp", "--sparse=always", str(qemu_session.images.disk), str(disk)], check=True)
     log = tmp_path / "console.log"
     power = QemuDriver(
         qemu_session.images.board,
