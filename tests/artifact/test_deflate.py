@@ -115,6 +115,7 @@ def test_a_failing_block_surfaces_its_error_and_abort_stops_the_pool(monkeypatch
         raise MemoryError("no memory for the block")
 
     monkeypatch.setattr(deflate, "_deflate_block", boom)
+    monkeypatch.setattr(deflate, "_gzip_members", boom)
     gz = ParallelGzip(lambda b: None)
     with pytest.raises(MemoryError):
         for _ in range(10):

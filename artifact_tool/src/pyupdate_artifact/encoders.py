@@ -56,7 +56,10 @@ class _Zstd:
     def __init__(self, out: Out, level: int, threads: int) -> None:
         zstd = _zstandard()
         self._out = out
-        self._obj = zstd.ZstdCompressor(level=level, threads=threads).compressobj()
+        # 1 MiB jobs: the default (4x the window) held 130 MiB at level 3 with two
+        # threads; 1 MiB jobs hold 27 MiB, at the same speed and size on our images.
+        params = zstd.ZstdCompressionParameters.from_level(level, threads=threads, job_size=1 << 20)
+        self._obj = zstd.ZstdCompressor(compression_params=params).compressobj()
 
     def write(self, data: bytes) -> None:
         if chunk := self._obj.compress(data):
