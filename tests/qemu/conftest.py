@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,8 +26,8 @@ sys.path.insert(0, str(REPO / "ci" / "qemu"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import images  # noqa: E402
+from qemu_device import HTTP_GUEST_PORT, Device, Session  # noqa: E402
 from strategy import (  # noqa: E402
-    GUEST_HOST_IP,
     BootStrategy,
     DiskImage,
     QemuDriver,
@@ -37,7 +36,6 @@ from strategy import (  # noqa: E402
     accel,
 )
 
-HTTP_GUEST_PORT = 8080
 BOARD = os.environ.get("PYUPDATE_BOARD", "qemu-x86_64")
 _TIMINGS: list[str] = []
 
@@ -56,18 +54,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section(f"qemu ({BOARD}, accel={accel()})")
         for line in _TIMINGS:
             terminalreporter.write_line(line)
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    images: images.DeviceImages
-    media: Path
-    http_port: int
-    work: Path
-
-    @property
-    def http_base(self) -> str:
-        return f"http://{GUEST_HOST_IP}:{HTTP_GUEST_PORT}"
 
 
 def _key_pair(work: Path) -> tuple[Path, Path]:
@@ -108,49 +94,6 @@ def qemu_session(tmp_path_factory) -> Session:
     # Bound to loopback only; the guest reaches it through a QEMU guestfwd (strategy.py).
     yield Session(built, media, server.server_address[1], work)
     server.shutdown()
-
-
-class Device:
-    """The machine under test, at a root shell. Wraps the strategy with scenario verbs."""
-
-    def __init__(self, strategy: BootStrategy, session: Session) -> None:
-        self.strategy = strategy
-        self.session = session
-
-    def sh(self, cmd: str, timeout: float = 300.0) -> str:
-        return self.strategy.shell.check(cmd, timeout)
-
-    def run(self, cmd: str, timeout: float = 300.0) -> tuple[int, str]:
-        return self.strategy.shell.run(cmd, timeout)
-
-    def env(self) -> dict[str, str]:
-        out = self.sh("fw_printenv")
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-    def root_device(self) -> str:
-        return self.sh("findmnt -n -o SOURCE /").strip()
-
-    def artifact(self) -> str:
-        return self.sh("pyupdate show-artifact").strip()
-
-    def mount_media(self) -> str:
-        self.sh(
-            "mkdir -p /media/usb && (mountpoint -q /media/usb || mount -o ro /dev/vdb /media/usb)"
-        )
-        return "/media/usb"
-
-    def reboot_to_shell(self) -> None:
-        self.strategy.reboot()
-        self.strategy.await_shell()
-
-    def expect_boot(self, pattern: str, timeout: float = 240.0) -> None:
-        self.strategy.power.expect(pattern, timeout)
-
-    def power_cut(self) -> None:
-        self.strategy.power_cut()
-
-    def power_on_to_shell(self) -> None:
-        self.strategy.transition(State.SHELL)
 
 
 @pytest.fixture

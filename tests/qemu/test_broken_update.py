@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Device
+from qemu_device import Device
 
 
 def test_broken_update_rolls_back_and_agent_tells_the_truth(device: Device):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Device
+from qemu_device import Device
 
 INSTALL = "pyupdate install --reboot-exit-code /media/usb/release-2.mender"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Device
+from qemu_device import Device
 
 
 def update_and_commit(device: Device, source: str, name: str, to_part: str) -> None:
