@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..compress import by_id
+from ..defaults import software_defaults
 from ..errors import InputError, UsageError
 from ..format.gojson import go_json
 from ..sign import load_signer
@@ -64,21 +65,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _software_defaults(args: argparse.Namespace, module_type: str | None) -> tuple[dict, tuple]:
-    """rootfs-image.version / rootfs-image.X.version and the default clears list."""
-    if args.no_default_software_version:
-        return {}, tuple(args.clears_provides)
-    filesystem = args.software_filesystem or "rootfs-image"
-    name = args.software_name or module_type
-    prefix = f"{filesystem}.{name}." if name else f"{filesystem}."
-    provides = {f"{prefix}version": args.software_version or args.artifact_name}
-    clears = list(args.clears_provides)
-    if not args.no_default_clears_provides:
-        # mender-artifact 3.9 adds these two only for the plain `rootfs-image.` prefix,
-        # not with --software-name or another --software-filesystem (measured)
-        if module_type is None and prefix == "rootfs-image.":
-            clears += ["artifact_group", "rootfs_image_checksum"]
-        clears.append(f"{prefix}*")
-    return provides, tuple(clears)
+    return software_defaults(
+        args.artifact_name,
+        module_type,
+        software_name=args.software_name,
+        software_filesystem=args.software_filesystem,
+        software_version=args.software_version,
+        no_default_version=args.no_default_software_version,
+        user_clears=tuple(args.clears_provides),
+        no_default_clears=args.no_default_clears_provides,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

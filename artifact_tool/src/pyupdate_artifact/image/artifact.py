@@ -11,25 +11,16 @@ from pathlib import Path
 
 from .. import errors as artifact_errors
 from ..compress import by_id
+from ..defaults import rootfs_payload
 from ..sign import load_signer
 from ..writer import ArtifactSpec, PayloadSpec, write_artifact
 from .errors import ImageError, InputError
-
-ROOTFS_CLEARS = ("artifact_group", "rootfs_image_checksum", "rootfs-image.*")
 
 
 def write_rootfs_artifact(
     image: Path, out: Path, name: str, device_type: str, key: Path | None
 ) -> None:
-    payload = PayloadSpec(
-        type="rootfs-image",
-        files=(image,),
-        provides={"rootfs-image.version": name},
-        clears_provides=ROOTFS_CLEARS,
-        meta_data=b"",
-        checksum_provide="rootfs-image.checksum",
-    )
-    _write(out, name, device_type, payload, key)
+    _write(out, name, device_type, rootfs_payload(image, name), key)
 
 
 def write_bootstrap_artifact(out: Path, name: str, device_type: str, key: Path | None) -> None:
