@@ -67,6 +67,10 @@ class Flow:
         self._soft("ArtifactRollback", self.installer.rollback)
         self._soft("ArtifactRollback_Leave", lambda: s.run("ArtifactRollback", "Leave", True))
 
+    def rollback_states(self) -> None:
+        """ArtifactRollback alone: the daemon reboots before ArtifactFailure (mender's order)."""
+        self._rollback_states()
+
     def rollback(self) -> None:
         """User rollback: SupportsRollback -> ArtifactRollback states -> Cleanup."""
         if not self.installer.supports_rollback():

@@ -15,6 +15,7 @@ import logging
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -119,24 +120,49 @@ def _build_installer(
     return RootfsInstaller(env, slots, old, new), old.number, new.number
 
 
-def install(device: Device, store: Store, source: str) -> InstallResult:
-    """Install `source`; raises AgentError or ArtifactError with one line on failure."""
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """What the daemon (daemon/machine.py) adds to an install; all optional.
+
+    Args:
+        check_header: called with the verified header before anything is recorded;
+            raising AgentError refuses the artifact (e.g. not the name the server announced).
+        on_state: called with `Download` once the update is recorded in flight (inside
+            the deployment log), and with `ArtifactInstall` before that state starts.
+        auto_commit: commit a payload without rollback support at once (standalone,
+            like mender); the daemon commits itself, after reporting to the server.
+    """
+
+    check_header: Callable[[ArtifactHeader], None] | None = None
+    on_state: Callable[[str], None] | None = None
+    auto_commit: bool = True
+
+
+def install(
+    device: Device, store: Store, source: str | BinaryIO, hooks: Hooks | None = None
+) -> InstallResult:
+    """Install `source` (a path, a URL or an open stream); raises AgentError or
+    ArtifactError with one line on failure."""
     scripts = device.scripts()
     scripts.run("Download", "Enter")
-    return _install(device, store, source, scripts)
+    return _install(device, store, source, scripts, hooks or Hooks())
 
 
-def _install(device: Device, store: Store, source: str, scripts: ScriptRunner) -> InstallResult:
+def _install(
+    device: Device, store: Store, source: str | BinaryIO, scripts: ScriptRunner, hooks: Hooks
+) -> InstallResult:
     update_id = new_update_id()
-    name_for_record = source
+    name_for_record = source if isinstance(source, str) else "artifact stream"
     stream: BinaryIO | None = None
     try:
         try:
             keys = [load_verifier(k) for k in device.config.artifact_verify_keys]
-            stream = open_source(source, device)
+            stream = open_source(source, device) if isinstance(source, str) else source
             reader = ArtifactReader(stream, verify_keys=keys, require_signature=bool(keys))
             header = reader.read_header()
             name_for_record = header.artifact_name
+            if hooks.check_header is not None:
+                hooks.check_header(header)
             device_type = read_device_type(device.config, device.data_dir)
             provides = current_provides(store, device.config)
             check_depends(header, device_type, provides)
@@ -161,7 +187,9 @@ def _install(device: Device, store: Store, source: str, scripts: ScriptRunner) -
         flow = Flow(store, update, installer, scripts)
         with deployment_log(Path(update.log_path)):
             log.info("installing", extra={"artifact": header.artifact_name, "update": update_id})
-            return _download_and_install(device, flow, reader, header, provides, device_type)
+            if hooks.on_state is not None:
+                hooks.on_state("Download")
+            return _download_and_install(device, flow, reader, header, provides, device_type, hooks)
     finally:
         if stream is not None:
             stream.close()
@@ -174,6 +202,7 @@ def _download_and_install(
     header: ArtifactHeader,
     provides: dict[str, str],
     device_type: str | None,
+    hooks: Hooks,
 ) -> InstallResult:
     installer = flow.installer
     store_artifact_scripts(device.script_dir, header.scripts, header.format_version)
@@ -195,6 +224,8 @@ def _download_and_install(
         flow.fail(str(err), rollback=False)
         raise
 
+    if hooks.on_state is not None:
+        hooks.on_state("ArtifactInstall")
     flow.enter(Phase.INSTALL)
     try:
         flow.scripts.run("ArtifactInstall", "Enter")
@@ -205,7 +236,7 @@ def _download_and_install(
         flow.fail(str(err))
         raise
     needs_reboot = installer.needs_reboot()
-    if flow.update.supports_rollback:
+    if flow.update.supports_rollback or not hooks.auto_commit:
         flow.enter(Phase.INSTALLED, needs_reboot=needs_reboot)
         return InstallResult(header.artifact_name, committed=False, needs_reboot=needs_reboot)
     # no way back: mender commits such payloads at once

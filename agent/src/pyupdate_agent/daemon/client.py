@@ -8,26 +8,32 @@ after a dropped connection. TLS verification is on unless SkipVerify;
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import http.client
 import json
 import logging
 import re
+import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from .. import __version__
 from ..errors import AgentError
-from .identity import DeviceKey
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
 API = "/api/devices"
+LOW_SPEED = 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
@@ -43,12 +49,108 @@ class DeploymentAborted(ServerError):
     """409 on a status report: the deployment was aborted on the server."""
 
 
+class Signer(Protocol):
+    def public_pem(self) -> str: ...
+
+    def sign(self, body: bytes) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     id: str
     artifact_name: str
     uri: str
     device_types: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "artifact_name": self.artifact_name,
+            "uri": self.uri,
+            "device_types": list(self.device_types),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, object]) -> Deployment:
+        types = doc["device_types"]
+        assert isinstance(types, list)
+        return cls(str(doc["id"]), str(doc["artifact_name"]), str(doc["uri"]), tuple(types))
+
+
+USER_AGENT = f"pyupdate/{__version__}"
+
+
+class _Watchdog:
+    """Bounds a whole request in time: slow-loris headers or bodies cannot hold us.
+
+    The socket timeout bounds each read, not a server that drips one byte per
+    read. The connections a request opens (redirects included) are recorded,
+    and a timer shuts their sockets down at the deadline; the blocked read then
+    fails like a dropped connection.
+    """
+
+    def __init__(self) -> None:
+        self.conns: list[http.client.HTTPConnection] = []
+        self.fired = False
+
+    def factory(self, base: type[http.client.HTTPConnection]):
+        def make(host: str, **kwargs: object) -> http.client.HTTPConnection:
+            conn = base(host, **kwargs)  # type: ignore[arg-type]
+            self.conns.append(conn)
+            return conn
+
+        return make
+
+    def fire(self) -> None:
+        self.fired = True
+        for conn in self.conns:
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+    @contextlib.contextmanager
+    def armed(self, seconds: float):
+        self.conns.clear()
+        self.fired = False
+        timer = threading.Timer(seconds, self.fire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def http_open(self, req):
+        return self.do_open(self._watchdog.factory(http.client.HTTPConnection), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._watchdog = watchdog
+        self._ctx = context
+
+    def https_open(self, req):
+        return self.do_open(
+            self._watchdog.factory(http.client.HTTPSConnection), req, context=self._ctx
+        )
+
+
+def token_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT (unverified: the token is opaque to us), or None."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        return float(exp) if isinstance(exp, int | float) else None
+    except (IndexError, ValueError, binascii.Error):
+        return None
 
 
 class DeviceClient:
@@ -66,6 +168,7 @@ class DeviceClient:
         self.base = url if "://" in url else f"https://{url}"
         self.timeout = timeout
         context = ssl.create_default_context()
+        self._context = context
         if ca_file:
             try:
                 context.load_verify_locations(cafile=ca_file)
@@ -75,8 +178,13 @@ class DeviceClient:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             log.warning("certificate verification skipped (SkipVerify)")
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self._watchdog = _Watchdog()
+        self._opener = urllib.request.build_opener(
+            _HTTPHandler(self._watchdog), _HTTPSHandler(self._watchdog, context)
+        )
+        self._opener.addheaders = [("User-Agent", USER_AGENT)]
         self.token: str | None = None
+        self.token_expires: float | None = None
 
     # -- plumbing -----------------------------------------------------------
     def _request(
@@ -95,17 +203,28 @@ class DeviceClient:
         if auth and self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         deadline = time.monotonic() + self.timeout * 2
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                return response.status, _read_capped(response, deadline, url)
-        except urllib.error.HTTPError as err:
-            data = _read_capped(err, deadline, url) if err.fp else b""
-            if err.code == 401:
-                raise Unauthorized(f"{method} {path}: 401 unauthorized {_message(data)}") from None
-            return err.code, data
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-            reason = getattr(err, "reason", err)
-            raise ServerError(f"{method} {url}: {reason}") from None
+        where = f"{method} {url.split('?')[0]}"
+        with self._watchdog.armed(self.timeout * 2):
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    return response.status, _read_capped(response, deadline, where)
+            except urllib.error.HTTPError as err:
+                try:
+                    data = _read_capped(err, deadline, where) if err.fp else b""
+                except (OSError, http.client.HTTPException):
+                    data = b""
+                if err.code == 401:
+                    raise Unauthorized(f"{where}: 401 unauthorized {_message(data)}") from None
+                if 300 <= err.code < 400:
+                    raise ServerError(f"{where}: {err.code} {err.reason}") from None
+                return err.code, data
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+                if self._watchdog.fired:
+                    raise ServerError(
+                        f"{where}: no full answer within {self.timeout * 2:g} s"
+                    ) from None
+                reason = getattr(err, "reason", err) or type(err).__name__
+                raise ServerError(f"{where}: {reason}") from None
 
     def _json(
         self, method: str, path: str, doc: object, expect: tuple[int, ...]
@@ -117,7 +236,7 @@ class DeviceClient:
         return status, data
 
     # -- endpoints ----------------------------------------------------------
-    def authenticate(self, id_data: str, key: DeviceKey, tenant_token: str = "") -> str:
+    def authenticate(self, id_data: str, key: Signer, tenant_token: str = "") -> str:
         """POST auth_requests signed with the device key; 200 gives the JWT."""
         doc = {"id_data": id_data, "tenant_token": tenant_token, "pubkey": key.public_pem()}
         body = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
@@ -131,6 +250,7 @@ class DeviceClient:
         if token.count(".") != 2:
             raise ServerError("authentication: the server's answer is not a token")
         self.token = token
+        self.token_expires = token_expiry(token)
         return token
 
     def put_inventory(self, attributes: list[dict[str, object]]) -> None:
@@ -174,10 +294,15 @@ class DeviceClient:
         self._json("PUT", path, {"messages": messages}, (200, 204))
 
     def open_download(self, uri: str, **kwargs: object) -> ResumableDownload:
-        return ResumableDownload(self._opener, uri, timeout=self.timeout, **kwargs)  # type: ignore[arg-type]
+        # its own opener: a download's length is not bounded by the API watchdog;
+        # ResumableDownload guards against a stalled or dripping body itself
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._context))
+        opener.addheaders = [("User-Agent", USER_AGENT)]
+        return ResumableDownload(opener, uri, timeout=self.timeout, **kwargs)  # type: ignore[arg-type]
 
 
 def _read_capped(response, deadline: float, url: str) -> bytes:
+    """The body, at most MAX_BODY bytes, refused past `deadline` (slow-loris)."""
     parts, total = [], 0
     while chunk := response.read(65536):
         total += len(chunk)
@@ -248,6 +373,9 @@ class ResumableDownload:
         self.offset = 0
         self.resumes = 0
         self.size = -1
+        self._window = max(2 * timeout, 1.0)
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
         self._response = self._open(0)
 
     def _open(self, offset: int):
@@ -256,7 +384,8 @@ class ResumableDownload:
         try:
             response = self._opener.open(request, timeout=self._timeout)
         except urllib.error.HTTPError as err:
-            raise ServerError(f"download: server answered {err.code} (expired link?)") from None
+            hint = " (expired link?)" if err.code in (401, 403, 404, 410) else ""
+            raise ServerError(f"download: server answered {err.code} {err.reason}{hint}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             raise _Retryable(str(getattr(err, "reason", err))) from None
         if offset == 0:
@@ -278,10 +407,38 @@ class ResumableDownload:
             skip -= len(response.read(min(skip, 1 << 16)) or b"x")
         return response
 
-    def read(self, size: int) -> bytes:
+    def _read_some(self, size: int) -> bytes:
+        """Up to `size` bytes, one recv at a time, so a dripping server is noticed."""
+        data = self._response.read1(size)
+        if len(data) == size or not data:
+            self._count(len(data))
+            return data
+        buf = bytearray(data)
+        self._count(len(data))
+        while len(buf) < size:
+            chunk = self._response.read1(size - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+            self._count(len(chunk))
+        return bytes(buf)
+
+    def _count(self, n: int) -> None:
+        """A body slower than LOW_SPEED bytes per window counts as a dropped connection."""
+        self._window_bytes += n
+        now = time.monotonic()
+        if now - self._window_start >= self._window:
+            slow = self._window_bytes < LOW_SPEED
+            self._window_start, self._window_bytes = now, 0
+            if slow:
+                raise OSError(f"less than {LOW_SPEED} bytes in {self._window:g} s")
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(self.size - self.offset, 0) or 1
         while True:
             try:
-                data = self._response.read(size)
+                data = self._read_some(size)
             except (OSError, http.client.HTTPException) as err:
                 data, error = b"", str(err) or type(err).__name__
             else:
@@ -308,6 +465,7 @@ class ResumableDownload:
                 self._response.close()
             try:
                 self._response = self._open(self.offset)
+                self._window_start, self._window_bytes = time.monotonic(), 0
                 return
             except _Retryable as err:
                 error = str(err)

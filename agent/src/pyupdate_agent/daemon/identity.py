@@ -14,11 +14,16 @@ import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from typing import TYPE_CHECKING
 
 from ..errors import AgentError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+# cryptography is imported inside the functions that sign: it costs ~10 MB of RSS,
+# and the daemon signs only when it authenticates (through keytool.py, in a child
+# process), so an idle daemon never loads it.
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ class DeviceKey:
 
     @classmethod
     def load_or_create(cls, path: Path, kind: str = "rsa") -> DeviceKey:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
         if path.exists():
             try:
                 key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -56,6 +64,7 @@ class DeviceKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an old .tmp may have another mode
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
             f.flush()
@@ -65,6 +74,8 @@ class DeviceKey:
         return cls(new)
 
     def public_pem(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
         return (
             self._key.public_key()
             .public_bytes(
@@ -75,6 +86,9 @@ class DeviceKey:
 
     def sign(self, body: bytes) -> str:
         """X-MEN-Signature: RSA PKCS#1 v1.5, ECDSA DER, Ed25519 pure; all over the raw body."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
         key = self._key
         if isinstance(key, rsa.RSAPrivateKey):
             raw = key.sign(body, padding.PKCS1v15(), hashes.SHA256())
@@ -86,6 +100,9 @@ class DeviceKey:
 
 
 def _generate(kind: str) -> tuple[object, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     if kind == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
         fmt = serialization.PrivateFormat.TraditionalOpenSSL  # PKCS#1, as mender writes

@@ -364,6 +364,19 @@ class ModuleInstaller:
     def install(self) -> None:
         self._run("ArtifactInstall")
 
+    # daemon only (mender 3.4 never calls these from the command line)
+    def reboot(self) -> None:
+        self._run("ArtifactReboot")
+
+    def verify_reboot(self) -> None:
+        self._run("ArtifactVerifyReboot")
+
+    def rollback_reboot(self) -> None:
+        self._run("ArtifactRollbackReboot")
+
+    def verify_rollback_reboot(self) -> None:
+        self._run("ArtifactVerifyRollbackReboot")
+
     def commit(self) -> None:
         self._run("ArtifactCommit")
 
