@@ -110,6 +110,22 @@ def cmd_show_provides(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from .daemon.control import run_daemon
+
+    # after an update the daemon execs itself with the same arguments (drops memory)
+    return run_daemon(
+        load_config(args.config), args.data, reexec=["-m", "pyupdate_agent.cli", *args.argv]
+    )
+
+
+def cmd_signal_daemon(args: argparse.Namespace) -> int:
+    from .daemon.control import signal_daemon
+
+    signal_daemon(load_config(args.config), args.data, args.verb)
+    return 0
+
+
 @dataclass(frozen=True)
 class Verb:
     help: str
@@ -132,6 +148,9 @@ VERBS: dict[str, Verb] = {
     "rollback": Verb("drop the installed update, go back to the previous one", cmd_rollback),
     "show-artifact": Verb("print the current artifact name", cmd_show_artifact),
     "show-provides": Verb("print the current provides as key=value lines", cmd_show_provides),
+    "daemon": Verb("managed mode: poll the server, update, report (docs/agent.md)", cmd_daemon),
+    "check-update": Verb("make the running daemon check for an update now", cmd_signal_daemon),
+    "send-inventory": Verb("make the running daemon send its inventory now", cmd_signal_daemon),
 }
 
 
@@ -161,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging(args.log_level, args.log_json)
     try:
         return VERBS[args.verb].run(args)

@@ -30,7 +30,8 @@ class Outcome(StrEnum):
     FAIL = "fail"
     NOTHING = "nothing"  # no deployment due, or already installed
     NO_REBOOT = "no-reboot"  # the payload needs no reboot
-    NO_ROLLBACK = "no-rollback"  # the payload cannot roll back
+    NO_ROLLBACK = "no-rollback"  # the payload cannot roll back (or nothing was activated)
+    ABORTED = "aborted"  # the server answered 409: the deployment was aborted
 
 
 S, R = State, Outcome
@@ -42,15 +43,20 @@ TRANSITIONS: dict[tuple[State, Outcome], State] = {
     (S.SYNC, R.FAIL): S.IDLE,
     (S.DOWNLOAD, R.OK): S.ARTIFACT_INSTALL,
     (S.DOWNLOAD, R.FAIL): S.ARTIFACT_FAILURE,  # nothing was activated: no rollback
+    (S.DOWNLOAD, R.ABORTED): S.ARTIFACT_FAILURE,
     (S.ARTIFACT_INSTALL, R.OK): S.ARTIFACT_REBOOT,
     (S.ARTIFACT_INSTALL, R.NO_REBOOT): S.ARTIFACT_COMMIT,
     (S.ARTIFACT_INSTALL, R.FAIL): S.ARTIFACT_ROLLBACK,
+    (S.ARTIFACT_INSTALL, R.ABORTED): S.ARTIFACT_ROLLBACK,
     (S.ARTIFACT_REBOOT, R.OK): S.ARTIFACT_VERIFY_REBOOT,  # runs after the reboot
     (S.ARTIFACT_REBOOT, R.FAIL): S.ARTIFACT_ROLLBACK,
+    (S.ARTIFACT_REBOOT, R.ABORTED): S.ARTIFACT_ROLLBACK,
     (S.ARTIFACT_VERIFY_REBOOT, R.OK): S.ARTIFACT_COMMIT,
     (S.ARTIFACT_VERIFY_REBOOT, R.FAIL): S.ARTIFACT_ROLLBACK,
+    (S.ARTIFACT_VERIFY_REBOOT, R.ABORTED): S.ARTIFACT_ROLLBACK,
     (S.ARTIFACT_COMMIT, R.OK): S.CLEANUP,
     (S.ARTIFACT_COMMIT, R.FAIL): S.ARTIFACT_ROLLBACK,
+    (S.ARTIFACT_COMMIT, R.ABORTED): S.ARTIFACT_ROLLBACK,
     (S.ARTIFACT_ROLLBACK, R.OK): S.ARTIFACT_ROLLBACK_REBOOT,
     (S.ARTIFACT_ROLLBACK, R.NO_REBOOT): S.ARTIFACT_FAILURE,
     (S.ARTIFACT_ROLLBACK, R.NO_ROLLBACK): S.ARTIFACT_FAILURE,
@@ -76,8 +82,8 @@ STATUS_ON_ENTER: dict[State, str] = {
 
 # States an update can be in after a reboot or a power cut, and where it resumes.
 RESUME: dict[State, State] = {
-    S.DOWNLOAD: S.ARTIFACT_FAILURE,  # a half-written slot was never activated
-    S.ARTIFACT_INSTALL: S.ARTIFACT_ROLLBACK,
+    S.DOWNLOAD: S.DOWNLOAD,  # starts over (the slot was never activated); logged as such
+    S.ARTIFACT_INSTALL: S.ARTIFACT_ROLLBACK,  # half an install: undo it
     S.ARTIFACT_REBOOT: S.ARTIFACT_VERIFY_REBOOT,  # the reboot happened
     S.ARTIFACT_VERIFY_REBOOT: S.ARTIFACT_VERIFY_REBOOT,
     S.ARTIFACT_COMMIT: S.ARTIFACT_COMMIT,
