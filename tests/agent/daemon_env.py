@@ -405,7 +405,7 @@ def make_daemon_device(
     reboot.chmod(0o755)
     key = host.data / "pyupdate-agent.pem"
     pubkey = ed25519_key(key)
-    host.write_config(
+    settings: dict[str, object] = dict(
         ServerURL=dev.server_url,
         UpdatePollIntervalSeconds=1,
         InventoryPollIntervalSeconds=30,
@@ -419,8 +419,8 @@ def make_daemon_device(
         RequestTimeoutSeconds=5,
         DeviceKeyType="ed25519",
         ArtifactInfoFiles=[str(root / "artifact_info")],
-        **config,
     )
+    host.write_config(**(settings | config))
     (root / "artifact_info").write_text("artifact_name=release-0\n")
     if preauthorize:
         dev.device_id = server.preauthorize(dev.identity, pubkey)
