@@ -194,9 +194,14 @@ class CountingProxy:
     what was asked again after the cut.
     """
 
-    def __init__(self, target_port: int, cut_after: int | None = None) -> None:
+    def __init__(
+        self, target_port: int, cut_after: int | None = None, hold_after: int | None = None
+    ) -> None:
         self.target = target_port
         self.cut_after = cut_after
+        self.hold_after = hold_after
+        self.holding = threading.Event()
+        self._released = threading.Event()
         self.to_client = 0
         self.to_server = 0
         self.requests: list[str] = []
@@ -208,6 +213,9 @@ class CountingProxy:
         self.port = self._sock.getsockname()[1]
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self) -> None:
+        self._released.set()
 
     def reset(self) -> None:
         with self._lock:
@@ -238,6 +246,12 @@ class CountingProxy:
                         break
                     if not to_client:
                         self._note_request(data)
+                    hold = self.hold_after
+                    if to_client and hold is not None and sent_back[0] + len(data) >= hold:
+                        self.hold_after = None
+                        self.holding.set()  # stall this connection until released
+                        self._released.wait()
+                        raise ConnectionAbortedError
                     with self._lock:
                         if to_client and self.cut_after is not None:
                             room = self.cut_after - sent_back[0]

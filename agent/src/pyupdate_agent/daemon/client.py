@@ -376,7 +376,12 @@ class ResumableDownload:
         self._window = max(2 * timeout, 1.0)
         self._window_start = time.monotonic()
         self._window_bytes = 0
-        self._response = self._open(0)
+        self._response = None
+        try:
+            self._response = self._open(0)
+        except _Retryable as err:
+            # a network error before the first byte is retried under the same bounds
+            self._resume(str(err))
 
     def _open(self, offset: int):
         headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -461,8 +466,9 @@ class ResumableDownload:
             if self._on_resume is not None:
                 self._on_resume(self.offset)
             time.sleep(min(self._backoff * 2 ** (self.resumes - 1), 30.0))
-            with contextlib.suppress(OSError):
-                self._response.close()
+            if self._response is not None:
+                with contextlib.suppress(OSError):
+                    self._response.close()
             try:
                 self._response = self._open(self.offset)
                 self._window_start, self._window_bytes = time.monotonic(), 0
@@ -471,7 +477,8 @@ class ResumableDownload:
                 error = str(err)
 
     def close(self) -> None:
-        self._response.close()
+        if self._response is not None:
+            self._response.close()
 
 
 class _Retryable(ServerError):
