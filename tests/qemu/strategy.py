@@ -138,7 +138,9 @@ class ShellDriver:
 
     def prepare(self) -> None:
         # A fixed prompt and no echo games: every command's output is cut out exactly.
-        self.console.sendline(f"stty -echo; export PS1='{PROMPT}'; export TERM=dumb")
+        # Kernel messages share the serial line and would land inside command output
+        # ("hrtimer: interrupt took ..."): keep only emergencies on the console.
+        self.console.sendline(f"dmesg -n 1; stty -echo; export PS1='{PROMPT}'; export TERM=dumb")
         self.console.expect(PROMPT, timeout=60)
 
     def run(self, cmd: str, timeout: float = 300.0) -> tuple[int, str]:
