@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -165,6 +166,8 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/install.py needs root (loop device, mount namespace)")
+    # run the cleanup (loop device) on SIGTERM too; background shells ignore SIGINT
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
     image = WORK / "img1g.ext4"
     want = make_image(image)
