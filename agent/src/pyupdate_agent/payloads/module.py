@@ -131,9 +131,14 @@ class _Call:
         self.kill()
 
     def kill(self) -> None:
+        """SIGTERM to the group; SIGKILL if the module is still there after the grace."""
         _signal_group(self.proc.pid, signal.SIGTERM)
-        if not self._done.wait(self._grace):
+        try:
+            self.proc.wait(timeout=self._grace)
+        except subprocess.TimeoutExpired:
             _signal_group(self.proc.pid, signal.SIGKILL)
+        # children that ignored SIGTERM must not outlive the module either
+        _signal_group(self.proc.pid, signal.SIGKILL)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
