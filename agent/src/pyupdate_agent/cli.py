@@ -111,12 +111,21 @@ def cmd_show_provides(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from .daemon.control import run_daemon
+    import os
 
-    # after an update the daemon execs itself with the same arguments (drops memory)
-    return run_daemon(
-        load_config(args.config), args.data, reexec=["-m", "pyupdate_agent.cli", *args.argv]
-    )
+    from .config import load_config as check_config
+
+    check_config(args.config)  # a bad config fails here, with the usual one line
+    # exec the lean entry: the idle daemon must not carry this module's imports
+    argv = ["--data", str(args.data), "--log-level", args.log_level]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    if args.log_json:
+        argv.append("--log-json")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "pyupdate_agent.daemon", *argv])
+    return 1  # not reached
 
 
 def cmd_signal_daemon(args: argparse.Namespace) -> int:
@@ -180,7 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging(args.log_level, args.log_json)
     try:
         return VERBS[args.verb].run(args)
