@@ -5,13 +5,16 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BOARD ?= qemu-x86_64
 
-.PHONY: demo test dev lint test-fast test-qemu bench clean
+.PHONY: demo demo-artifact test dev lint test-fast test-qemu bench clean
 
 dev:
 	ci/install-deps.sh
 
 demo: dev
 	$(PY) ci/demo.py
+
+demo-artifact: dev
+	$(PY) ci/demo_artifact.py
 
 # The whole suite, QEMU tests included. pytest's exit code 5 (nothing
 # collected) is a failure like any other: the recipe never masks it.

@@ -1,133 +1,117 @@
 """`make demo`: the main job, step by step with timings.
 
-Today it shows the artifact tool's round trip on a generated image: write
-(gzip and zstd), sign, read, validate, and a tampered copy refused. When the
-QEMU images exist it grows into the full device update.
+Builds (or reuses) the QEMU device images, starts pyupdate-server with its
+embedded database, boots a device on release-1 under QEMU with the agent's
+daemon, uploads the signed release-2 artifact, deploys it and shows the
+device updating, rebooting into the other slot and committing, then the
+server's view. It stops everything it started. `make demo-artifact` shows
+the artifact tool alone.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-TOOL = str(BIN / "pyupdate-artifact")
-MIB = 1 << 20
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "ci" / "qemu"))
+
+import fleet  # noqa: E402
+import images  # noqa: E402
+from strategy import BootStrategy, DiskImage, QemuDriver, ShellDriver, State, accel  # noqa: E402
+
+BOARD = "qemu-x86_64"
+_T0 = time.monotonic()
 
 
-def step(title: str, argv: list[str], *, expect_fail: bool = False) -> subprocess.CompletedProcess:
-    start = time.monotonic()
-    result = subprocess.run(argv, capture_output=True, text=True)
-    took = time.monotonic() - start
-    ok = (result.returncode != 0) if expect_fail else (result.returncode == 0)
-    mark = "ok " if ok else "FAIL"
-    print(f"[{mark}] {title:<52} {took:6.2f} s")
-    if not ok or expect_fail:
-        for line in (result.stderr or result.stdout).strip().splitlines()[-3:]:
-            print(f"         {line}")
-    if not ok:
-        raise SystemExit(1)
-    return result
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.1f} s] {text}", flush=True)
 
 
-def make_image(path: Path, mib: int) -> None:
-    """MiB i: random if i%3==0, zeros if 1, source-like text if 2 (the benchmark mix)."""
-    line = b"    def update(self, data: bytes) -> None:  # hash the payload\n"
-    text = (line * (MIB // len(line) + 1))[:MIB]
-    with open(path, "wb") as f:
-        for i in range(mib):
-            f.write(os.urandom(MIB) if i % 3 == 0 else bytes(MIB) if i % 3 == 1 else text)
+def make_keys(work: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    priv, pub = work / "signing-key.pem", work / "verify-key.pem"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))  # fmt: skip
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                    serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    return priv, pub
+
+
+def shell(strategy: BootStrategy, cmd: str) -> str:
+    return strategy.shell.check(cmd, timeout=300).strip()
 
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pyupdate-demo-"))
+    say(f"pyupdate demo on {BOARD} (QEMU, accel={accel()}); work dir {work}")
+    priv, pub = make_keys(work)
+    say("building the device images: Debian rootfs + this repo's agent, A/B disk, signed artifacts")
+    built = images.build_device_images(BOARD, work, priv, pub)
+    say(f"  disk {built.disk.name} ({built.disk.stat().st_size >> 20} MiB), artifacts: "
+        + ", ".join(f"{p.name} ({p.stat().st_size >> 20} MiB)" for p in built.updates.values()))  # fmt: skip
+
+    server = fleet.Server(work / "server-data", work / "server.log")
+    strategy = None
     try:
-        image = work / "rootfs.ext4"
-        make_image(image, 256)
-        print(f"pyupdate demo: artifact round trip on a 256 MiB image in {work}\n")
-        key, pub = work / "signing.key", work / "signing.pub"
-        step(
-            "generate an ECDSA P-256 signing key",
-            ["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(key)],
+        say(f"pyupdate-server serving on {server.url} (SQLite in {server.data_dir})")
+        mgmt = fleet.Management(server.url)
+        forwards = {images.SERVER_GUEST_PORT: server.port}
+        power = QemuDriver(
+            built.board, DiskImage(built.disk), work / "console.log", forwards=forwards
         )
-        step(
-            "extract its public key",
-            ["openssl", "ec", "-in", str(key), "-pubout", "-out", str(pub)],
+        strategy = BootStrategy(power, ShellDriver(power))
+        say("powering on the device: U-Boot -> boot.scr -> Linux on slot A")
+        strategy.transition(State.SHELL)
+        say(f"  device up: root={shell(strategy, 'findmnt -n -o SOURCE /')}, "
+            f"artifact={shell(strategy, 'pyupdate show-artifact')}")  # fmt: skip
+        shell(strategy, "touch /data/pyupdate-managed && systemctl start pyupdate")
+        say("  pyupdate daemon started; waiting for its authentication request")
+        pending = fleet.wait_for("the device", lambda: fleet.pending_device(mgmt), 180)
+        say(
+            f"server: device {pending['id']} pending, identity {pending['identity_data']}; accepting"
         )
-        for comp in ("gzip", "zstd"):
-            out = work / f"release-2-{comp}.mender"
-            step(
-                f"write rootfs-image, {comp}, signed",
-                [
-                    TOOL,
-                    "write",
-                    "rootfs-image",
-                    "-f",
-                    str(image),
-                    "-n",
-                    "release-2",
-                    "-t",
-                    "qemux86-64",
-                    "-k",
-                    str(key),
-                    "--compression",
-                    comp,
-                    "-o",
-                    str(out),
-                    "--quiet",
-                ],
-            )
-            print(f"         {out.name}: {out.stat().st_size / MIB:.1f} MiB")
-        unsigned = work / "release-2-unsigned.mender"
-        step(
-            "write rootfs-image, gzip, unsigned",
-            [
-                TOOL,
-                "write",
-                "rootfs-image",
-                "-f",
-                str(image),
-                "-n",
-                "release-2",
-                "-t",
-                "qemux86-64",
-                "-o",
-                str(unsigned),
-                "--quiet",
-            ],
+        mgmt.accept(pending)
+        device_id = pending["id"]
+        fleet.wait_for("inventory", lambda: mgmt.inventory(device_id).get("artifact_name"), 180)
+        say(f"server: inventory received: {mgmt.inventory(device_id)}")
+        mgmt.upload(built.updates["release-2"])
+        say("server: release-2.mender uploaded (validated and signature-checked on upload)")
+        deployment = mgmt.deploy("demo: release-2", "release-2", [device_id])
+        say(f"server: deployment {deployment} created")
+        power.expect("AB: trial boot of part 3", timeout=900)
+        say("device: artifact streamed into slot B, env switched, rebooted; U-Boot trial-boots B")
+        strategy.await_shell()
+        say(f"device: trial boot of slot B: root={shell(strategy, 'findmnt -n -o SOURCE /')}")
+        status = fleet.wait_for("the deployment", lambda: fleet.final_status(mgmt, deployment, device_id),
+                                600, every=2)  # fmt: skip
+        say(f"server: device status {status!r}")
+        env = shell(strategy, "fw_printenv mender_boot_part upgrade_available bootcount")
+        say(
+            f"device: committed: {' '.join(env.split())}; artifact={shell(strategy, 'pyupdate show-artifact')}"
         )
-        step(
-            "sign it afterwards (payload not recompressed)",
-            [TOOL, "sign", str(unsigned), "-k", str(key)],
-        )
-        signed = work / "release-2-gzip.mender"
-        summary = step("read --json", [TOOL, "read", "--json", str(signed), "-k", str(pub)])
-        for line in summary.stdout.splitlines()[:4]:
-            print(f"         {line}")
-        step("validate with the public key", [TOOL, "validate", str(signed), "-k", str(pub)])
-        if shutil.which("mender-artifact"):
-            step(
-                "mender-artifact validate (the peer agrees)",
-                ["mender-artifact", "validate", "-k", str(pub), str(signed)],
-            )
-        tampered = work / "tampered.mender"
-        data = bytearray(signed.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        tampered.write_bytes(data)
-        step(
-            "a tampered copy is refused",
-            [TOOL, "validate", str(tampered), "-k", str(pub)],
-            expect_fail=True,
-        )
-        print("\ndemo done")
-        return 0
+        print()
+        say("the server's view")
+        for dev in mgmt.devices():
+            inv = mgmt.inventory(dev["id"])
+            print(f"    device {dev['id']}  {dev['status']}  artifact_name={inv.get('artifact_name')}"
+                  f"  device_type={inv.get('device_type')}")  # fmt: skip
+        dep = mgmt.deployment(deployment)
+        print(f"    deployment {dep['id']}  {dep['name']!r}  artifact={dep['artifact_name']}"
+              f"  status={dep['status']}  statistics={dep.get('statistics')}")  # fmt: skip
+        print()
+        say("demo done" if status == "success" else "demo FAILED")
+        return 0 if status == "success" else 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if strategy is not None:
+            strategy.power.off()
+        server.stop()
+        say(f"stopped QEMU and the server; console log and server log are in {work}")
 
 
 if __name__ == "__main__":

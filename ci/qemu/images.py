@@ -24,6 +24,9 @@ from pyupdate_artifact.image.build import BuildSpec, build
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"
+# The guest reaches the host's services at GUEST_HOST_IP (ci/qemu/strategy.py guestfwd).
+GUEST_HOST_IP = "10.0.2.100"
+SERVER_GUEST_PORT = 8081
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,42 @@ def install_agent(tree: Path, wheels: list[Path]) -> None:
     shutil.rmtree(target / "bin", ignore_errors=True)
 
 
+def install_daemon(tree: Path) -> None:
+    """The agent's systemd unit, an identity and an inventory script (managed mode).
+
+    The unit only starts once /data/pyupdate-managed exists: the standalone
+    scenarios keep the daemon off, the managed one switches it on, and the flag
+    lives on the data partition, so it holds on both slots.
+    """
+    unit = (REPO / "agent/systemd/pyupdate.service").read_text()
+    units = tree / "etc/systemd/system"
+    (units / "pyupdate.service").write_text(
+        unit.replace("/usr/bin/pyupdate", "/usr/local/bin/pyupdate")
+    )
+    wants = units / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "pyupdate.service").unlink(missing_ok=True)
+    (wants / "pyupdate.service").symlink_to("/etc/systemd/system/pyupdate.service")
+    dropin = units / "pyupdate.service.d"
+    dropin.mkdir(exist_ok=True)
+    (dropin / "qemu-test.conf").write_text("[Unit]\nConditionPathExists=/data/pyupdate-managed\n")
+    scripts = {
+        "usr/share/pyupdate/identity/pyupdate-device-identity": (
+            "#!/bin/sh\n# the MAC of the first ethernet interface, as mender-device-identity\n"
+            'for i in /sys/class/net/e*; do echo "mac=$(cat "$i/address")"; break; done\n'
+        ),
+        "usr/share/pyupdate/inventory/pyupdate-inventory-os": (
+            '#!/bin/sh\necho "kernel=$(uname -r)"\necho "hostname=$(cat /etc/hostname)"\n'
+            '. /etc/os-release && echo "os=$PRETTY_NAME"\n'
+        ),
+    }
+    for path, text in scripts.items():
+        target = tree / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o755)
+
+
 def compose_tree(
     arch: str, board: Board, tree: Path, wheels: list[Path], verify_key: Path, *, broken: bool
 ) -> None:
@@ -108,8 +147,16 @@ def compose_tree(
         "ArtifactVerifyKey": "/etc/pyupdate/artifact-verify-key.pem",
         "DeviceTypeFile": "/etc/pyupdate/device_type",
         "Bootloader": "uboot",
+        # managed mode: the host's pyupdate-server through the QEMU guestfwd (ci/qemu/strategy.py)
+        "ServerURL": f"http://{GUEST_HOST_IP}:{SERVER_GUEST_PORT}",
+        "UpdatePollIntervalSeconds": 5,
+        "InventoryPollIntervalSeconds": 30,
+        "RetryPollIntervalSeconds": 5,
+        "RebootCommand": "systemctl reboot",
+        "DeviceKeyType": "ecdsa",
     }
     (etc / "pyupdate.conf").write_text(json.dumps(config, indent=2) + "\n")
+    install_daemon(tree)
     if broken:
         # The initramfs finds no init, exits, the kernel panics: a rootfs that never boots.
         for path in ("sbin/init", "lib/systemd/systemd"):

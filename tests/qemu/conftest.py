@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "ci" / "qemu"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fleet  # noqa: E402
 import images  # noqa: E402
 from qemu_device import HTTP_GUEST_PORT, Device, Session  # noqa: E402
 from strategy import (  # noqa: E402
@@ -96,22 +97,18 @@ def qemu_session(tmp_path_factory) -> Session:
     server.shutdown()
 
 
-@pytest.fixture
-def device(qemu_session: Session, tmp_path: Path, request):
+def _boot(session: Session, tmp_path: Path, request, forwards: dict[int, int]):
     disk = tmp_path / "disk.img"
-    subprocess.run(["cp", "--sparse=always", str(qemu_session.images.disk), str(disk)], check=True)
+    subprocess.run(["cp", "--sparse=always", str(session.images.disk), str(disk)], check=True)
     log = tmp_path / "console.log"
     power = QemuDriver(
-        qemu_session.images.board,
-        DiskImage(disk, (qemu_session.media,)),
-        log,
-        forwards={HTTP_GUEST_PORT: qemu_session.http_port},
+        session.images.board, DiskImage(disk, (session.media,)), log, forwards=forwards
     )
     strategy = BootStrategy(power, ShellDriver(power))
     started = time.monotonic()
     try:
         strategy.transition(State.SHELL)
-        yield Device(strategy, qemu_session)
+        yield Device(strategy, session)
     finally:
         strategy.power.off()
         boots = ", ".join(f"{s:.0f}" for s in strategy.boot_seconds)
@@ -119,3 +116,28 @@ def device(qemu_session: Session, tmp_path: Path, request):
             f"{request.node.name}: {time.monotonic() - started:.0f} s "
             f"(boots to shell: {boots} s; console: {log})"
         )
+
+
+@pytest.fixture
+def device(qemu_session: Session, tmp_path: Path, request):
+    yield from _boot(qemu_session, tmp_path, request, {HTTP_GUEST_PORT: qemu_session.http_port})
+
+
+@pytest.fixture
+def fleet_server(tmp_path: Path):
+    """The bundled server on 127.0.0.1 with an admin user (ci/qemu/fleet.py)."""
+    server = fleet.Server(tmp_path / "server-data", tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def managed_device(qemu_session: Session, fleet_server, tmp_path: Path, request):
+    """A device whose ServerURL reaches `fleet_server`; the daemon is not started yet."""
+    forwards = {
+        HTTP_GUEST_PORT: qemu_session.http_port,
+        images.SERVER_GUEST_PORT: fleet_server.port,
+    }
+    yield from _boot(qemu_session, tmp_path, request, forwards)

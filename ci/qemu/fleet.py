@@ -1,0 +1,175 @@
+"""The bundled server as the QEMU scenario and `make demo` drive it: start, admit, deploy, watch.
+
+A real `pyupdate-server serve` on 127.0.0.1 with its embedded SQLite, and a
+small client of its management API (Mender's paths) over urllib.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ADMIN = ("admin@example.com", "demo-password-1")
+MGMT = "/api/management"
+FINAL = {"success", "failure", "aborted", "already-installed", "noartifact", "decommissioned"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _server_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "pyupdate-server"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pyupdate_server.cli"]
+
+
+class Server:
+    """`pyupdate-server serve` in its own process group; `stop()` ends it."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        subprocess.run(
+            [*_server_cmd(), "user", "create", "--data-dir", str(data_dir),
+             "--username", ADMIN[0], "--password", ADMIN[1]],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [*_server_cmd(), "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                    break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"pyupdate-server did not start, see {log}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=15)
+
+
+class Management:
+    """The management API as a user sees it (login once, then a bearer token)."""
+
+    def __init__(self, url: str, user: tuple[str, str] = ADMIN) -> None:
+        self.url = url
+        basic = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+        self.token = self._call("POST", "/v1/useradm/auth/login", auth=f"Basic {basic}").decode()
+
+    def _call(self, method: str, path: str, body: bytes | None = None,
+              content_type: str = "application/json", auth: str | None = None) -> bytes:  # fmt: skip
+        request = urllib.request.Request(f"{self.url}{MGMT}{path}", data=body, method=method)
+        request.add_header("Authorization", auth or f"Bearer {self.token}")
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.read()
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(f"{method} {path}: {err.code} {err.read()[:300]!r}") from None
+
+    def _json(self, method: str, path: str, doc: object | None = None) -> object:
+        data = self._call(method, path, json.dumps(doc).encode() if doc is not None else None)
+        return json.loads(data) if data else None
+
+    # devices
+    def devices(self, status: str | None = None) -> list[dict]:
+        query = f"?status={status}" if status else ""
+        return self._json("GET", f"/v2/devauth/devices{query}")  # type: ignore[return-value]
+
+    def accept(self, device: dict) -> None:
+        auth_set = device["auth_sets"][0]["id"]
+        self._json("PUT", f"/v2/devauth/devices/{device['id']}/auth/{auth_set}/status",
+                   {"status": "accepted"})  # fmt: skip
+
+    def inventory(self, device_id: str) -> dict[str, object]:
+        doc = self._json("GET", f"/v1/inventory/devices/{device_id}")
+        return {a["name"]: a["value"] for a in doc["attributes"]}  # type: ignore[index]
+
+    # artifacts and deployments
+    def upload(self, artifact: Path) -> None:
+        boundary = uuid.uuid4().hex
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\n'
+            f"{artifact.name}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="artifact"; filename="{artifact.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        body = head + artifact.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        self._call("POST", "/v1/deployments/artifacts", body,
+                   f"multipart/form-data; boundary={boundary}")  # fmt: skip
+
+    def artifacts(self) -> list[dict]:
+        return self._json("GET", "/v1/deployments/artifacts")  # type: ignore[return-value]
+
+    def deploy(self, name: str, artifact_name: str, devices: list[str]) -> str:
+        request = urllib.request.Request(
+            f"{self.url}{MGMT}/v1/deployments/deployments",
+            data=json.dumps(
+                {"name": name, "artifact_name": artifact_name, "devices": devices}
+            ).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+    def deployment(self, deployment_id: str) -> dict:
+        return self._json("GET", f"/v1/deployments/deployments/{deployment_id}")  # type: ignore[return-value]
+
+    def device_status(self, deployment_id: str, device_id: str) -> dict:
+        rows = self._json("GET", f"/v1/deployments/deployments/{deployment_id}/devices")
+        return next(r for r in rows if r["id"] == device_id)  # type: ignore[union-attr]
+
+    def device_log(self, deployment_id: str, device_id: str) -> str:
+        return self._call(
+            "GET", f"/v1/deployments/deployments/{deployment_id}/devices/{device_id}/log"
+        ).decode()
+
+
+def wait_for(what: str, probe: Callable[[], object], timeout: float, every: float = 1.0) -> object:
+    """Poll `probe` until it returns something truthy; AssertionError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def pending_device(mgmt: Management) -> dict | None:
+    devices = mgmt.devices("pending")
+    return devices[0] if devices else None
+
+
+def final_status(mgmt: Management, deployment_id: str, device_id: str) -> str | None:
+    status = mgmt.device_status(deployment_id, device_id)["status"]
+    return status if status in FINAL else None
