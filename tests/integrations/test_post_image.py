@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from integrations_helpers import BR_EXT, REPO, run, tool_env
 
+from pyupdate_agent.config import parse_config
 from pyupdate_artifact.image import board as image_board
 from pyupdate_artifact.image import disk
 
@@ -233,3 +234,55 @@ def test_rootfs_larger_than_the_slot_names_the_size(tmp_path: Path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "rootfs_mib" in lines[0]
     assert not (images / "disk.img").exists()
+
+
+def test_data_partition_holds_the_agent_data_dir(built: Path):
+    listing = run(["debugfs", "-R", "stat /pyupdate", str(built / "pyupdate" / "data.ext4")])
+    assert "Type: directory" in listing.stdout and "Mode:  0700" in listing.stdout
+    label = run(
+        [
+            "/usr/sbin/e2label" if Path("/usr/sbin/e2label").exists() else "e2label",
+            str(built / "pyupdate" / "data.ext4"),
+        ]
+    )
+    assert label.stdout.strip() == "data"
+
+
+@pytest.mark.parametrize("board", ["qemu_x86_64", "qemu_aarch64"])
+def test_post_build_links_the_data_dir_and_installs_the_verify_key(
+    tmp_path: Path, keys, board: str
+):
+    target = tmp_path / "target"
+    conf = target / "etc" / "pyupdate" / "pyupdate.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text((BR_EXT / "package" / "python-pyupdate-agent" / "pyupdate.conf").read_text())
+    config = tmp_path / ".config"
+    config.write_text(f'BR2_PYUPDATE_ARTIFACT_VERIFY_KEY="{keys[1]}"\n')
+    script = BR_EXT / "board" / board / "post-build.sh"
+    for _ in range(2):  # Buildroot reruns post-build on every make: it must be idempotent
+        result = run(
+            [str(script), str(target)],
+            env={**tool_env(), "TARGET_DIR": str(target), "BR2_CONFIG": str(config)},
+        )
+        assert result.returncode == 0, result.stderr
+    assert os.readlink(target / "var" / "lib" / "pyupdate") == "/data/pyupdate"
+    assert (target / "etc/pyupdate/artifact-verify-key.pem").read_bytes() == keys[1].read_bytes()
+    parsed = parse_config(conf.read_text(), str(conf))
+    assert parsed.artifact_verify_keys == ("/etc/pyupdate/artifact-verify-key.pem",)
+    assert (target / "boot" / "uboot").is_dir() and (target / "data").is_dir()
+
+
+def test_post_build_names_a_missing_verify_key(tmp_path: Path):
+    target = tmp_path / "target"
+    target.mkdir()
+    env = {
+        **tool_env(),
+        "TARGET_DIR": str(target),
+        "PYUPDATE_VERIFY_KEY": "/nonexistent/public.pem",
+    }
+    result = run([str(BR_EXT / "board" / "qemu_x86_64" / "post-build.sh"), str(target)], env=env)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "post-build.sh: BR2_PYUPDATE_ARTIFACT_VERIFY_KEY: /nonexistent/public.pem: file not found"
+    )

@@ -102,7 +102,10 @@ pyupdate-image slot --board "$board" --rootfs "$rootfs" --name "$name" \
 
 tmp=$(mktemp -d "$BINARIES_DIR/.genimage.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/root"
+# The only content genimage takes from its root: the data partition's
+# pyupdate/ (the agent's data dir, /var/lib/pyupdate -> /data/pyupdate).
+mkdir -p "$tmp/root/data/pyupdate"
+chmod 0700 "$tmp/root/data/pyupdate"
 rm -f "$BINARIES_DIR/disk.img"
 genimage --rootpath "$tmp/root" --tmppath "$tmp/genimage" --inputpath "$out" \
 	--outputpath "$out" --config "$genimage_cfg" 2> "$tmp/genimage.log" || {

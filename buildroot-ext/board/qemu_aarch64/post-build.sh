@@ -1,9 +1,13 @@
 #!/bin/sh
 # Mount points the slot's fstab uses (pyupdate-image adds the fstab lines),
-# and the artifact verify key with the agent config entry that enables it.
+# the agent's data dir on the data partition (its state must survive a slot
+# switch, as Mender's /var/lib/mender -> /data/mender), and the artifact
+# verify key with the agent config entry that enables it.
 set -eu
 
-mkdir -p "$TARGET_DIR/boot/uboot" "$TARGET_DIR/data"
+mkdir -p "$TARGET_DIR/boot/uboot" "$TARGET_DIR/data" "$TARGET_DIR/var/lib"
+rm -rf "$TARGET_DIR/var/lib/pyupdate"
+ln -s /data/pyupdate "$TARGET_DIR/var/lib/pyupdate"
 
 key=${PYUPDATE_VERIFY_KEY:-}
 if [ -z "$key" ] && [ -r "${BR2_CONFIG:-}" ]; then

@@ -20,8 +20,9 @@ define PYTHON_PYUPDATE_AGENT_INSTALL_CONF
 endef
 PYTHON_PYUPDATE_AGENT_POST_INSTALL_TARGET_HOOKS += PYTHON_PYUPDATE_AGENT_INSTALL_CONF
 
+# The unit is the agent's own (agent/systemd/pyupdate.service).
 define PYTHON_PYUPDATE_AGENT_INSTALL_INIT_SYSTEMD
-	$(INSTALL) -D -m 0644 $(PYTHON_PYUPDATE_AGENT_PKGDIR)/pyupdate.service \
+	$(INSTALL) -D -m 0644 $(@D)/systemd/pyupdate.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/pyupdate.service
 endef
 

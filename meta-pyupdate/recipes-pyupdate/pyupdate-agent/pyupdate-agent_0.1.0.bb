@@ -14,15 +14,15 @@ inherit pyupdate-setup python_setuptools_build_meta systemd
 # holding meta-pyupdate/); file:// only, so it builds with BB_NO_NETWORK.
 # nooelint: oelint.vars.fileextrapaths,oelint.vars.fileextrapathsop,oelint.vars.outofcontext - the source is this repo, outside the layer; `=` not `:=` so a PYUPDATE_SRC_DIR set in local.conf wins
 FILESEXTRAPATHS:prepend = "${PYUPDATE_SRC_DIR}:"
-SRC_URI = " \
-    file://agent \
-    file://pyupdate.service \
-"
+# The systemd unit is the agent's own (agent/systemd/pyupdate.service).
+SRC_URI = "file://agent"
 S = "${UNPACKDIR}/agent"
 
 SYSTEMD_SERVICE:${PN} = "pyupdate.service"
 
-FILES:${PN} += "${systemd_system_unitdir}/pyupdate.service"
+FILES:${PN} += "${localstatedir}/lib/pyupdate \
+    ${nonarch_libdir}/tmpfiles.d/pyupdate.conf \
+    ${systemd_system_unitdir}/pyupdate.service"
 CONFFILES:${PN} = "${sysconfdir}/pyupdate/pyupdate.conf"
 
 # fw_printenv/fw_setenv switch the slots; the libubootenv bbappend installs
@@ -38,7 +38,12 @@ RDEPENDS:${PN} = " \
 
 do_install:append() {
     install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/pyupdate
-    install -m 0644 ${UNPACKDIR}/pyupdate.service ${D}${systemd_system_unitdir}/pyupdate.service
+    install -m 0644 ${S}/systemd/pyupdate.service ${D}${systemd_system_unitdir}/pyupdate.service
+    # The agent's state must survive a slot switch: it lives on the data
+    # partition (as Mender's /var/lib/mender -> /data/mender), created at boot.
+    install -d ${D}${localstatedir}/lib ${D}${nonarch_libdir}/tmpfiles.d
+    ln -s ${PYUPDATE_DATA_MOUNT_POINT}/pyupdate ${D}${localstatedir}/lib/pyupdate
+    printf 'd %s/pyupdate 0700 root root -\n' '${PYUPDATE_DATA_MOUNT_POINT}' > ${D}${nonarch_libdir}/tmpfiles.d/pyupdate.conf
     cat > ${D}${sysconfdir}/pyupdate/pyupdate.conf <<PYUPDATE_CONF
 ${@pyupdate_agent_conf(d)}
 PYUPDATE_CONF
