@@ -84,10 +84,13 @@ class QemuDriver:
         for extra in self.disk.extra:
             args += ["-drive", f"file={extra},format=raw,if={q.disk_interface},readonly=on"]
         # Isolated user networking: the guest reaches nothing but the host ports forwarded
-        # here, at 10.0.2.100:<guest port> -> 127.0.0.1:<host port>.
+        # here, at 10.0.2.100:<guest port> -> 127.0.0.1:<host port>. A `tcp:` chardev
+        # would carry one connection for the machine's whole life; `cmd:` runs a relay
+        # per connection, which a daemon that polls (and reconnects) needs.
         nic = "user,model=virtio-net-pci,restrict=on"
         for guest_port, host_port in self.forwards.items():
-            nic += f",guestfwd=tcp:{GUEST_HOST_IP}:{guest_port}-tcp:127.0.0.1:{host_port}"
+            relay = f"socat STDIO TCP:127.0.0.1:{host_port}"
+            nic += f",guestfwd=tcp:{GUEST_HOST_IP}:{guest_port}-cmd:{relay}"
         args += ["-nic", nic]
         return args
 

@@ -49,7 +49,7 @@ def build_state(settings: Settings) -> ServerState:
         db=db,
         store=LocalBlobStore(settings.data_dir / "artifacts"),
         tokens=TokenSigner(secret),
-        links=LinkSigner(secret, settings.base_url, settings.download_link_ttl),
+        links=LinkSigner(secret, settings.public_url, settings.download_link_ttl),
         metrics=Metrics(),
         tmp_dir=tmp_dir,
         validator=validator,

@@ -25,22 +25,24 @@ class Link:
 
 
 class LinkSigner:
-    def __init__(self, secret: bytes, base_url: str, ttl: int) -> None:
+    def __init__(self, secret: bytes, base_url: str | None, ttl: int) -> None:
+        """base_url: the configured public URL; None uses the one each caller passes."""
         self._key = hashlib.sha256(b"download-link:" + secret).digest()
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/") if base_url else None
         self.ttl = ttl
 
     def _mac(self, artifact_id: str, expire: int) -> str:
         msg = f"{artifact_id}:{expire}".encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
-    def make(self, artifact_id: str, now: float | None = None) -> Link:
+    def make(self, artifact_id: str, now: float | None = None, base: str | None = None) -> Link:
         expire = int(now if now is not None else time.time()) + self.ttl
         query = urlencode(
             {"x-men-expire": expire, "x-men-signature": self._mac(artifact_id, expire)}
         )
         stamp = dt.datetime.fromtimestamp(expire, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return Link(f"{self.base_url}{DOWNLOAD_PATH}/{artifact_id}?{query}", stamp)
+        prefix = self.base_url or (base or "").rstrip("/")
+        return Link(f"{prefix}{DOWNLOAD_PATH}/{artifact_id}?{query}", stamp)
 
     def check(self, artifact_id: str, expire: str, signature: str) -> None:
         try:

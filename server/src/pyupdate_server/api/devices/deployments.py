@@ -60,7 +60,9 @@ _NEXT_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _next(state: State, device_id: str, provides: dict[str, object]) -> Response:
+async def _next(
+    state: State, device_id: str, provides: dict[str, object], request: Request
+) -> Response:
     device_type = provides.get("device_type")
     if not isinstance(device_type, str) or not device_type:
         raise BadRequest("device_type is required")
@@ -69,11 +71,12 @@ async def _next(state: State, device_id: str, provides: dict[str, object]) -> Re
     # the fleet's steady state: nothing targets the device; answer from a read, on the loop
     if not rollout.has_open(state.db, device_id):
         return Response(status_code=204)
-    return await run_in_threadpool(_decide, state, device_id, device_type, provides)
+    base = str(request.base_url)
+    return await run_in_threadpool(_decide, state, device_id, device_type, provides, base)
 
 
 def _decide(
-    state: State, device_id: str, device_type: str, provides: dict[str, object]
+    state: State, device_id: str, device_type: str, provides: dict[str, object], base: str
 ) -> Response:
     with state.db.write() as session:
         assignment = rollout.next_for_device(session, device_id, device_type, provides)
@@ -85,15 +88,17 @@ def _decide(
             artifact=ArtifactRef(
                 id=artifact.id,
                 artifact_name=artifact.name,
-                source=_source(state, artifact.id),
+                source=_source(state, artifact.id, base),
                 device_types_compatible=list(artifact.device_types),
             ),
         )
     return JSONResponse(body.model_dump())
 
 
-def _source(state: State, artifact_id: str) -> Source:
-    link = state.links.make(artifact_id)
+def _source(state: State, artifact_id: str, base: str) -> Source:
+    # Without a configured public URL, the link uses the address the device reached
+    # us at: behind NAT, a port forward or QEMU's guestfwd it is the only one that works.
+    link = state.links.make(artifact_id, base=base)
     return Source(uri=link.uri, expire=link.expire)
 
 
@@ -109,14 +114,17 @@ async def next_get(
 ) -> Response:
     provides: dict[str, object] = dict(request.query_params)
     provides.update(artifact_name=artifact_name, device_type=device_type)
-    return await _next(state, device.id, provides)
+    return await _next(state, device.id, provides, request)
 
 
 @router.post(
     "/v1/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
 )
 async def next_post_v1(
-    provides: dict[str, str | dict[str, str]], device: CurrentDevice, state: State
+    request: Request,
+    provides: dict[str, str | dict[str, str]],
+    device: CurrentDevice,
+    state: State,
 ) -> Response:
     # Mender 3.4 sends the flat provides map; the open-source server's shape nests
     # extra provides under artifact_provides: accept both
@@ -124,14 +132,16 @@ async def next_post_v1(
     nested = provides.get("artifact_provides")
     if isinstance(nested, dict):
         flat = {**nested, **flat}
-    return await _next(state, device.id, flat)
+    return await _next(state, device.id, flat, request)
 
 
 @router.post(
     "/v2/deployments/device/deployments/next", responses=_NEXT_RESPONSES, response_model=None
 )
-async def next_post_v2(body: ProvidesV2, device: CurrentDevice, state: State) -> Response:
-    return await _next(state, device.id, dict(body.device_provides))
+async def next_post_v2(
+    request: Request, body: ProvidesV2, device: CurrentDevice, state: State
+) -> Response:
+    return await _next(state, device.id, dict(body.device_provides), request)
 
 
 @router.put(

@@ -170,9 +170,9 @@ class DownloadLink(BaseModel):
 
 
 @router.get("/artifacts/{artifact_id}/download")
-def download_link(artifact_id: str, _: CurrentUser, state: State) -> DownloadLink:
+def download_link(request: Request, artifact_id: str, _: CurrentUser, state: State) -> DownloadLink:
     with state.db.read() as session:
         if session.get(Artifact, artifact_id) is None:
             raise NotFound(f"artifact {artifact_id} not found")
-    link = state.links.make(artifact_id)
+    link = state.links.make(artifact_id, base=str(request.base_url))
     return DownloadLink(uri=link.uri, expire=link.expire)
