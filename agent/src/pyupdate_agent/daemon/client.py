@@ -84,33 +84,40 @@ class _Watchdog:
     """Bounds a whole request in time: slow-loris headers or bodies cannot hold us.
 
     The socket timeout bounds each read, not a server that drips one byte per
-    read. The connections a request opens (redirects included) are recorded,
-    and a timer shuts their sockets down at the deadline; the blocked read then
-    fails like a dropped connection.
+    read. The sockets a request opens (redirects included) are recorded as they
+    connect, and a timer shuts them down at the deadline; the blocked read then
+    fails like a dropped connection. The socket, not the connection: urllib
+    drops `conn.sock` once the headers are in, while the body is still read
+    from that socket.
     """
 
     def __init__(self) -> None:
-        self.conns: list[http.client.HTTPConnection] = []
+        self.socks: list[socket.socket] = []
         self.fired = False
 
     def factory(self, base: type[http.client.HTTPConnection]):
         def make(host: str, **kwargs: object) -> http.client.HTTPConnection:
             conn = base(host, **kwargs)  # type: ignore[arg-type]
-            self.conns.append(conn)
+            connect = conn.connect
+
+            def connect_and_record() -> None:
+                connect()
+                self.socks.append(conn.sock)
+
+            conn.connect = connect_and_record  # type: ignore[method-assign]
             return conn
 
         return make
 
     def fire(self) -> None:
         self.fired = True
-        for conn in self.conns:
-            if conn.sock is not None:
-                with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_RDWR)
+        for sock in self.socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     @contextlib.contextmanager
     def armed(self, seconds: float):
-        self.conns.clear()
+        self.socks.clear()
         self.fired = False
         timer = threading.Timer(seconds, self.fire)
         timer.daemon = True
