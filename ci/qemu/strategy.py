@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ BOOT_TIMEOUT = 240.0
 
 
 GUEST_HOST_IP = "10.0.2.100"
+RELAY = Path(__file__).resolve().parent / "relay.py"
 
 
 def accel() -> str:
@@ -86,10 +88,10 @@ class QemuDriver:
         # Isolated user networking: the guest reaches nothing but the host ports forwarded
         # here, at 10.0.2.100:<guest port> -> 127.0.0.1:<host port>. A `tcp:` chardev
         # would carry one connection for the machine's whole life; `cmd:` runs a relay
-        # per connection, which a daemon that polls (and reconnects) needs.
+        # per connection (relay.py), which a daemon that polls (and reconnects) needs.
         nic = "user,model=virtio-net-pci,restrict=on"
         for guest_port, host_port in self.forwards.items():
-            relay = f"socat STDIO TCP:127.0.0.1:{host_port}"
+            relay = f"{sys.executable} {RELAY} {host_port}"
             nic += f",guestfwd=tcp:{GUEST_HOST_IP}:{guest_port}-cmd:{relay}"
         args += ["-nic", nic]
         return args
