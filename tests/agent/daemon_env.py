@@ -526,7 +526,9 @@ class LocalHTTP:
         self._server.lock = threading.Lock()
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )  # a short poll: shutdown() waits for it
         self._thread.start()
 
     @property
