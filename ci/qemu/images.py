@@ -152,11 +152,13 @@ def compose_tree(
         "UpdatePollIntervalSeconds": 5,
         "InventoryPollIntervalSeconds": 30,
         "RetryPollIntervalSeconds": 5,
-        "RebootCommand": "systemctl reboot",
+        # the tiny rootfs (no systemd, inputs.TINY_ARCHES) has its own `reboot` (reboot-tiny.sh)
+        "RebootCommand": "systemctl reboot" if inputs.has_systemd(arch) else "reboot",
         "DeviceKeyType": "ecdsa",
     }
     (etc / "pyupdate.conf").write_text(json.dumps(config, indent=2) + "\n")
-    install_daemon(tree)
+    if inputs.has_systemd(arch):
+        install_daemon(tree)
     if broken:
         # The initramfs finds no init, exits, the kernel panics: a rootfs that never boots.
         for path in ("sbin/init", "lib/systemd/systemd"):

@@ -39,6 +39,14 @@ INITRAMFS_MODULES = (
     "nls_ascii",
     "nls_iso8859-1",
 )
+# Where target binaries cannot run on this host (no binfmt_misc for arm64, and
+# registering one changes the host kernel), the rootfs is "tiny": Debian's
+# packages only unpacked (mmdebstrap's extract variant, no maintainer scripts),
+# busybox and a shell script as init instead of systemd (tiny-init.sh).
+TINY_ROOTFS_PACKAGES = (
+    "busybox-static,python3,python3-cryptography,libubootenv-tool,util-linux,mount"
+)
+TINY_ARCHES = frozenset({"arm64"})
 CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
 BOARD_ARCH = {"qemu-x86_64": "amd64", "qemu-aarch64": "arm64"}
 
@@ -98,8 +106,16 @@ def _mmdebstrap(arch: str, variant: str, include: str, out: Path, hooks: list[st
     _run(argv)
 
 
+def has_systemd(arch: str) -> bool:
+    return arch not in TINY_ARCHES
+
+
 def rootfs_tar(arch: str) -> Path:
-    """minbase + systemd + python3 + libubootenv; serial autologin, no timers (customize-rootfs.sh)."""
+    """minbase + systemd + python3 + libubootenv; serial autologin, no timers (customize-rootfs.sh).
+
+    On TINY_ARCHES: the tiny rootfs instead (tiny_rootfs_tar)."""
+    if arch in TINY_ARCHES:
+        return tiny_rootfs_tar(arch)
     hook = HERE / "customize-rootfs.sh"
     key = _key(SUITE, arch, ROOTFS_PACKAGES, *DPKG_EXCLUDES, hook.read_bytes())
 
@@ -108,6 +124,31 @@ def rootfs_tar(arch: str) -> Path:
         _mmdebstrap(arch, "minbase", ROOTFS_PACKAGES, tmp / "rootfs.tar", hooks)
 
     return _cached(f"rootfs-{arch}", key, build) / "rootfs.tar"
+
+
+def tiny_rootfs_tar(arch: str) -> Path:
+    """python3, cryptography, libubootenv, util-linux, busybox: unpacked, never run on the host."""
+    hook, init, reboot = (
+        HERE / "customize-tiny-rootfs.sh",
+        HERE / "tiny-init.sh",
+        HERE / "reboot-tiny.sh",
+    )
+    key = _key(
+        SUITE,
+        arch,
+        TINY_ROOTFS_PACKAGES,
+        *DPKG_EXCLUDES,
+        hook.read_bytes(),
+        init.read_bytes(),
+        reboot.read_bytes(),
+    )
+
+    def build(tmp: Path) -> None:
+        # extract-hook: the extract variant runs no customize hooks.
+        hooks = [f'--extract-hook=sh {hook} "$1" {init} {reboot}']
+        _mmdebstrap(arch, "extract", TINY_ROOTFS_PACKAGES, tmp / "rootfs.tar", hooks)
+
+    return _cached(f"rootfs-tiny-{arch}", key, build) / "rootfs.tar"
 
 
 def kernel_tree(arch: str) -> Path:

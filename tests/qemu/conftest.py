@@ -43,11 +43,16 @@ _TIMINGS: list[str] = []
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).resolve().parent
+    # Boards whose test rootfs is the tiny one (inputs.TINY_ARCHES) have no systemd.
+    tiny = not images.inputs.has_systemd(images.inputs.BOARD_ARCH.get(BOARD, "amd64"))
     for item in items:
         if Path(str(item.fspath)).resolve().parent == here:
             item.add_marker(pytest.mark.qemu)
             item.add_marker(pytest.mark.uboot)
             item.add_marker(pytest.mark.slow)
+            if tiny and "managed_device" in getattr(item, "fixturenames", ()):
+                reason = f"{BOARD}: its tiny rootfs has no systemd to run `pyupdate daemon`"
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
