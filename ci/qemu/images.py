@@ -91,6 +91,26 @@ def install_agent(tree: Path, wheels: list[Path]) -> None:
     shutil.rmtree(target / "bin", ignore_errors=True)
 
 
+def compile_agent(tree: Path) -> None:
+    """Byte-compile the agent for the tiny rootfs, whose python3.11 matches this one's .pyc
+    format: the systemd image has the time to compile at first run, TCG arm64 less so."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "-s",
+            str(tree),
+            "-p",
+            "/",
+            str(tree / PYTHON_SITE),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 def install_daemon(tree: Path) -> None:
     """The agent's systemd unit, an identity and an inventory script (managed mode).
 
@@ -137,6 +157,8 @@ def compose_tree(
     shutil.copy2(inputs.kernel_image(arch), tree / board.kernel.image.lstrip("/"))
     shutil.copy2(inputs.initramfs(arch), tree / board.kernel.initrd.lstrip("/"))
     install_agent(tree, wheels)
+    if not inputs.has_systemd(arch):
+        compile_agent(tree)
     etc = tree / "etc/pyupdate"
     etc.mkdir(parents=True, exist_ok=True)
     shutil.copy2(verify_key, etc / "artifact-verify-key.pem")
