@@ -129,6 +129,7 @@ def install_daemon(tree: Path) -> None:
     (wants / "pyupdate.service").symlink_to("/etc/systemd/system/pyupdate.service")
     dropin = units / "pyupdate.service.d"
     dropin.mkdir(exist_ok=True)
+    # conditions are checked once the unit's RequiresMountsFor (/data included) are met
     (dropin / "qemu-test.conf").write_text("[Unit]\nConditionPathExists=/data/pyupdate-managed\n")
     scripts = {
         "usr/share/pyupdate/identity/pyupdate-device-identity": (
