@@ -95,6 +95,11 @@ def main() -> int:
         say(
             f"device: committed: {' '.join(env.split())}; artifact={shell(strategy, 'pyupdate show-artifact')}"
         )
+        fleet.wait_for(
+            "the new artifact in inventory",
+            lambda: mgmt.inventory(device_id).get("artifact_name") == "release-2",
+            120,
+        )
         print()
         say("the server's view")
         for dev in mgmt.devices():
@@ -102,8 +107,9 @@ def main() -> int:
             print(f"    device {dev['id']}  {dev['status']}  artifact_name={inv.get('artifact_name')}"
                   f"  device_type={inv.get('device_type')}")  # fmt: skip
         dep = mgmt.deployment(deployment)
+        counts = {k: v for k, v in (dep.get("statistics") or {}).items() if v}
         print(f"    deployment {dep['id']}  {dep['name']!r}  artifact={dep['artifact_name']}"
-              f"  status={dep['status']}  statistics={dep.get('statistics')}")  # fmt: skip
+              f"  status={dep['status']}  devices: {counts}")  # fmt: skip
         print()
         say("demo done" if status == "success" else "demo FAILED")
         return 0 if status == "success" else 1
