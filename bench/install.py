@@ -184,46 +184,16 @@ def main() -> int:
             str(WORK / "rsa.pub"),
             capture_output=True,
         )
-    gz = WORK / "big-gzip.mender"
-    if not gz.exists():
-        sh(
-            "mender-artifact",
-            "write",
-            "rootfs-image",
-            "-f",
-            str(image),
-            "-n",
-            "big",
-            "-t",
-            DEVICE_TYPE,
-            "-k",
-            str(key),
-            "--compression",
-            "gzip",
-            "--no-progress",
-            "-o",
-            str(gz),
-        )
-    zst = WORK / "big-zstd.mender"
-    if not zst.exists():
-        sh(
-            str(VENV_BIN / "pyupdate-artifact"),
-            "write",
-            "rootfs-image",
-            "-f",
-            str(image),
-            "-n",
-            "big",
-            "-t",
-            DEVICE_TYPE,
-            "-k",
-            str(key),
-            "--compression",
-            "zstd",
-            "--quiet",
-            "-o",
-            str(zst),
-        )
+    # the same 1 GiB rootfs, signed with the same key: gzip by the peer's own tool
+    # (what a Mender fleet ships), zstd by ours (mender-artifact 3.9 has no zstd)
+    gz, zst = WORK / "big-gzip.mender", WORK / "big-zstd.mender"
+    for out, tool, compression, quiet in (
+        (gz, "mender-artifact", "gzip", "--no-progress"),
+        (zst, str(VENV_BIN / "pyupdate-artifact"), "zstd", "--quiet"),
+    ):
+        if not out.exists():
+            sh(tool, "write", "rootfs-image", "-f", str(image), "-n", "big", "-t", DEVICE_TYPE,
+               "-k", str(key), "--compression", compression, quiet, "-o", str(out))  # fmt: skip
 
     slot_file = WORK / "slotB.img"
     with open(slot_file, "wb") as f:
