@@ -1,4 +1,4 @@
-"""Parallel gzip, stored blocks and crc32_combine (deflate.py)."""
+"""Parallel gzip and stored blocks (deflate.py)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,7 @@ import zlib
 import pytest
 
 from pyupdate_artifact import deflate
-from pyupdate_artifact.deflate import BLOCK, ParallelGzip, crc32_combine, stored_blocks
-
-
-def test_crc32_combine_matches_zlib_on_any_split():
-    rng = random.Random(1)
-    data = rng.randbytes(300_000)
-    for cut in (0, 1, 7, 65536, 150_001, 299_999, 300_000):
-        a, b = data[:cut], data[cut:]
-        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(data)
-
-
-def test_crc32_combine_handles_lengths_beyond_4_gib():
-    # appending n zero bytes: combine with crc32 of zeros must equal the direct CRC
-    zeros = bytes(1 << 20)
-    direct = zlib.crc32(zeros, zlib.crc32(b"abc"))
-    assert crc32_combine(zlib.crc32(b"abc"), zlib.crc32(zeros), len(zeros)) == direct
-    assert 0 <= crc32_combine(123, 456, 5 << 32) < 1 << 32
+from pyupdate_artifact.deflate import BLOCK, ParallelGzip, stored_blocks
 
 
 @pytest.mark.parametrize("size", [0, 1, 65535, 65536, 200_000])

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Protocol
 
 from .errors import FormatError, UsageError
+from .members import MemberInflater
 
 
 def deflate_module() -> ModuleType:
@@ -33,6 +34,17 @@ def deflate_module() -> ModuleType:
         except ImportError:
             pass
     return zlib
+
+
+def libdeflate() -> ModuleType | None:
+    """The `deflate` package (libdeflate): zlib's ratio at 3-4x its speed, inflate at 4x."""
+    if os.environ.get("PYUPDATE_NO_ACCEL") == "1":
+        return None
+    try:
+        import deflate
+    except ImportError:
+        return None
+    return deflate
 
 
 class ByteSource(Protocol):
@@ -126,7 +138,11 @@ class Compression:
             return raw
         if self.id == "gzip":
             module = deflate_module()
-            return _Inflater(raw, lambda: module.decompressobj(31), b"\x1f\x8b", member, False)
+
+            def stream(rest: ByteSource) -> ByteSource:
+                return _Inflater(rest, lambda: module.decompressobj(31), b"\x1f\x8b", member, False)
+
+            return MemberInflater(raw, member, module, libdeflate(), stream)
         if self.id == "lzma":
             return _Inflater(
                 raw, lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), b"\xfd7zXZ\x00", member, True

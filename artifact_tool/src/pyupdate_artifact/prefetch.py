@@ -67,9 +67,12 @@ class Prefetcher:
         return out.tobytes() if len(out) != len(out.obj) else out.obj  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Stop the worker; safe to call twice and after an error."""
+        """Stop the worker (and the source's own threads); safe to call twice and after an error."""
         self._stop.set()
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.05)
         self._thread.join()
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
