@@ -76,6 +76,8 @@ def test_agent_restart_mid_download_starts_over_and_logs_it(
                 dev.start()
                 assert dev.reboot_and_restart() == PART_B
                 shown = wait_for("success", lambda: deployment_done(srv, dep), 60, [dev.log])
+                # the device commits after the server heard `success`
+                wait_for("the commit", lambda: dev.show_artifact() == "release-s", 30, [dev.log])
             finally:
                 dev.stop()
     finally:

@@ -43,6 +43,9 @@ def test_twenty_agents_in_parallel_all_reach_success(tmp_path: Path, rootfs_arti
             assert not errors, errors[0]
             shown = wait_for("all devices", lambda: deployment_done(srv, dep), 90,
                              [d.log for d in devices])  # fmt: skip
+            # each device commits after the server heard its `success`
+            for dev in devices:
+                wait_for("the commit", lambda d=dev: d.show_artifact() == "fleet-1", 30, [dev.log])
         finally:
             for dev in devices:
                 dev.stop()
