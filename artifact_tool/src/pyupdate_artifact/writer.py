@@ -11,6 +11,7 @@ reader (Go's archive/tar, Python's tarfile, libarchive) skips that comment.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
@@ -211,8 +212,15 @@ def write_artifact(
         raise OutputError(f"{out_path}: cannot create ({err.strerror})") from None
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
-            _write_body(out, layout, reserve, progress)
-            os.fsync(out.fileno())
+            flusher = _Flusher(out.fileno())
+            try:
+                _write_body(out, layout, reserve, progress, flusher)
+            finally:
+                flusher.stop()
+            try:
+                os.fsync(out.fileno())
+            except OSError as err:
+                raise OutputError(f"{out_path}: cannot write ({err.strerror})") from None
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -229,7 +237,48 @@ def _write_all(out, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
-def _write_body(out, layout: _Layout, reserve: int, progress: Progress | None) -> None:
+class _Flusher:
+    """fdatasync on a thread every STEP bytes written, so the final fsync finds little left.
+
+    The disk then writes while the input is still being read, hashed and
+    compressed: a 1 GiB `none` artifact took 1.7 s this way against 2.2 s with
+    one fsync at the end (and 1.8 s with none at all, as mender-artifact does).
+    """
+
+    STEP = 64 << 20
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._due = threading.Event()
+        self._done = False
+        self._written = 0
+        self._thread = threading.Thread(target=self._run, name="flush", daemon=True)
+        self._thread.start()
+
+    def wrote(self, n: int) -> None:
+        self._written += n
+        if self._written >= self.STEP:
+            self._written = 0
+            self._due.set()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._done:
+                return
+            with contextlib.suppress(OSError):  # the final fsync reports a failing disk
+                os.fdatasync(self._fd)
+
+    def stop(self) -> None:
+        self._done = True
+        self._due.set()
+        self._thread.join()
+
+
+def _write_body(
+    out, layout: _Layout, reserve: int, progress: Progress | None, flusher: _Flusher
+) -> None:
     spec = layout.spec
     out.seek(reserve + tarsafe.BLOCK)
     size = 0
@@ -238,6 +287,7 @@ def _write_body(out, layout: _Layout, reserve: int, progress: Progress | None) -
         nonlocal size
         size += len(data)
         _write_all(out, data)
+        flusher.wrote(len(data))
 
     encoder = open_encoder(spec.compression, emit_compressed, spec.level)
     try:
