@@ -5,7 +5,8 @@ Same run, same 1 GiB image (per MiB: i%3==0 random, 1 zeros, 2 a repeated
 text line; ../shared/reference/perf-baselines.md), same signed gzip artifact
 written by mender-artifact, same loop-backed slot filled with 0xFF before
 every install (mender's "dirty slot" case, every frame rewritten). Also: a
-zstd artifact (pyupdate-artifact) for pyupdate, pyupdate with the stdlib
+zstd artifact (pyupdate-artifact) for pyupdate, a gzip artifact written by
+pyupdate-artifact (framed members) for both tools, pyupdate with the stdlib
 inflate only (PYUPDATE_NO_ACCEL=1), and `dd` into the same slot as the
 machine's limit. Reported: MiB/s, the process tree's CPU (rusage), the whole
 machine's CPU from /proc/stat (includes the kernel's loop and writeback
@@ -186,10 +187,14 @@ def main() -> int:
         )
     # the same 1 GiB rootfs, signed with the same key: gzip by the peer's own tool
     # (what a Mender fleet ships), zstd by ours (mender-artifact 3.9 has no zstd)
+    # and gzip by ours too (framed members: pyupdate inflates them on a pool; to
+    # mender it is plain gzip), installed by both
     gz, zst = WORK / "big-gzip.mender", WORK / "big-zstd.mender"
+    pgz = WORK / "big-gzip-pyupdate.mender"
     for out, tool, compression, quiet in (
         (gz, "mender-artifact", "gzip", "--no-progress"),
         (zst, str(VENV_BIN / "pyupdate-artifact"), "zstd", "--quiet"),
+        (pgz, str(VENV_BIN / "pyupdate-artifact"), "gzip", "--quiet"),
     ):
         if not out.exists():
             sh(tool, "write", "rootfs-image", "-f", str(image), "-n", "big", "-t", DEVICE_TYPE,
@@ -273,17 +278,18 @@ def main() -> int:
             str(data),
             "install",
         ]
-        mender_inner = (
-            f"[ -b {disk} ] && mount --bind /dev/null {disk} && [ ! -b {disk} ] && "
-            f"mount --bind {etc} /etc/mender && exec mender --config {mconf} --data {mdata} "
-            f"--log-level error --no-syslog install {gz}"
-        )
+
+        def mender_inner(artifact: Path) -> str:
+            return (
+                f"[ -b {disk} ] && mount --bind /dev/null {disk} && [ ! -b {disk} ] && "
+                f"mount --bind {etc} /etc/mender && exec mender --config {mconf} --data {mdata} "
+                f"--log-level error --no-syslog install {artifact}"
+            )
+
+        mender = ["unshare", "-m", "--propagation", "private", "sh", "-c"]
         cases = [
-            (
-                "mender 3.4, gzip",
-                ["unshare", "-m", "--propagation", "private", "sh", "-c", mender_inner],
-                None,
-            ),
+            ("mender 3.4, gzip", [*mender, mender_inner(gz)], None),
+            ("mender 3.4, gzip by pyupdate-artifact", [*mender, mender_inner(pgz)], None),
             ("pyupdate, gzip (isal inflate)", [*pyupdate, str(gz)], None),
             (
                 "pyupdate, gzip (stdlib zlib)",
@@ -291,6 +297,12 @@ def main() -> int:
                 {**os.environ, "PYUPDATE_NO_ACCEL": "1"},
             ),
             ("pyupdate, zstd", [*pyupdate, str(zst)], None),
+            ("pyupdate, gzip by pyupdate-artifact (framed)", [*pyupdate, str(pgz)], None),
+            (
+                "pyupdate, gzip by pyupdate-artifact (framed, stdlib zlib)",
+                [*pyupdate, str(pgz)],
+                {**os.environ, "PYUPDATE_NO_ACCEL": "1"},
+            ),
         ]
         for _ in range(args.runs):
             for label, cmd, env in cases:
