@@ -399,7 +399,11 @@ class ResumableDownload:
             hint = " (expired link?)" if err.code in (401, 403, 404, 410) else ""
             raise ServerError(f"download: server answered {err.code} {err.reason}{hint}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-            raise _Retryable(str(getattr(err, "reason", err))) from None
+            cause = err.reason if isinstance(err, urllib.error.URLError) else err
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                # a certificate that does not verify will not verify on a retry either
+                raise ServerError(f"download: {cause}") from None
+            raise _Retryable(str(cause)) from None
         if offset == 0:
             if response.status != 200:
                 raise ServerError(f"download: unexpected status {response.status}")
