@@ -70,6 +70,10 @@ def run_daemon(config: Config, data_dir: Path, reexec: list[str] | None) -> int:
     pid = _read_pid(settings.pid_file)
     if pid is not None and pid != os.getpid() and _alive(pid):
         raise AgentError(f"a daemon already runs with pid {pid} (pid file {settings.pid_file})")
+    # SIGUSR1/2 kill a process that has not blocked them, and `pyupdate check-update`
+    # may come as soon as the pid file names us: block them first (the loop waits
+    # for them with sigtimedwait; the mask survives the re-exec after an update)
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS.values()))
     tmp = settings.pid_file.with_name(settings.pid_file.name + ".tmp")
     tmp.write_text(f"{os.getpid()}\n")
     os.replace(tmp, settings.pid_file)
