@@ -11,6 +11,7 @@ PYUPDATE_ARTIFACT_SITE = $(BR2_EXTERNAL_PYUPDATE_PATH)/../artifact_tool
 PYUPDATE_ARTIFACT_SITE_METHOD = local
 PYUPDATE_ARTIFACT_SETUP_TYPE = setuptools
 PYUPDATE_ARTIFACT_LICENSE = Apache-2.0
+PYUPDATE_ARTIFACT_LICENSE_FILES = LICENSE
 
 # pyupdate-image renders templates (jinja2), validates board configs
 # (jsonschema) and runs mkimage, mkenvimage, mkfs.ext4, debugfs, mkfs.vfat

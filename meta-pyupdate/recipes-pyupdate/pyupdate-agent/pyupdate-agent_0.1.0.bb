@@ -5,8 +5,9 @@ records the rollback otherwise. Standalone (pyupdate install) or managed \
 (polls a Mender-compatible server)."
 HOMEPAGE = "https://github.com/pyupdate/pyupdate"
 LICENSE = "Apache-2.0"
-# nooelint: oelint.var.licenseremotefile - no LICENSE file at the repo root yet (pyproject.toml says Apache-2.0)
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+# agent/LICENSE: the package's copy of the repository's LICENSE, also in its
+# wheel (tests/integrations/test_license_files.py keeps them equal).
+LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
 inherit pyupdate-setup python_setuptools_build_meta systemd
 

@@ -4,8 +4,9 @@ build host (pyupdate-artifact-native) the tools that write and sign artifacts \
 and render the U-Boot boot script, env and fw_env.config from one board config."
 HOMEPAGE = "https://github.com/pyupdate/pyupdate"
 LICENSE = "Apache-2.0"
-# nooelint: oelint.var.licenseremotefile - no LICENSE file at the repo root yet (pyproject.toml says Apache-2.0)
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+# artifact_tool/LICENSE: the package's copy of the repository's LICENSE, also in its
+# wheel (tests/integrations/test_license_files.py keeps them equal).
+LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
 # pyupdate-image (build host only) renders templates and runs the U-Boot and
 # filesystem tools; the native package pulls them into the recipe sysroot.
