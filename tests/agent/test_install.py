@@ -20,9 +20,14 @@ def env_bytes(host: HostDevice) -> bytes:
     return (host.root / "env.a").read_bytes() + (host.root / "env.b").read_bytes()
 
 
-def assert_refused(host: HostDevice, capsys, argv: list[str], words: str) -> None:
+def assert_refused(
+    host: HostDevice, capsys, argv: list[str], words: str, inactive_untouched: bool = False
+) -> None:
+    """`inactive_untouched`: the refusal comes before the payload (signature, header):
+    slot B must be byte-for-byte what it was, not merely never marked bootable."""
     env_before = env_bytes(host)
     a_before = sha256(host.slot_a)
+    b_before = host.slot_b.read_bytes() if inactive_untouched else None
     capsys.readouterr()
     rc = host.cli(*argv)
     err = capsys.readouterr().err
@@ -32,6 +37,8 @@ def assert_refused(host: HostDevice, capsys, argv: list[str], words: str) -> Non
     assert "Traceback" not in err
     assert env_bytes(host) == env_before
     assert sha256(host.slot_a) == a_before
+    if inactive_untouched:
+        assert host.slot_b.read_bytes() == b_before, "the inactive slot was written"
     store = Store.open(host.data, create=False)
     if store is not None:
         assert store.inflight() is None
@@ -57,14 +64,14 @@ def test_truncated_artifact_is_refused(host, rootfs_artifact, capsys, tmp_path):
 
 def test_unsigned_artifact_refused_when_key_configured(host, rootfs_artifact, keys, capsys):
     host.write_config(ArtifactVerifyKey=str(keys.public))
-    assert_refused(
-        host, capsys, ["install", str(rootfs_artifact("release-1", sign=False))], "not signed"
-    )
+    art = rootfs_artifact("release-1", sign=False)
+    assert_refused(host, capsys, ["install", str(art)], "not signed", inactive_untouched=True)
 
 
 def test_artifact_signed_with_other_key_is_refused(host, rootfs_artifact, keys, capsys):
     host.write_config(ArtifactVerifyKey=str(keys.other_public))
-    assert_refused(host, capsys, ["install", str(rootfs_artifact("release-1"))], "")
+    art = rootfs_artifact("release-1")
+    assert_refused(host, capsys, ["install", str(art)], "", inactive_untouched=True)
 
 
 def test_signed_artifact_installs_with_key(host, rootfs_artifact, keys):
