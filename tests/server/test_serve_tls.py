@@ -68,7 +68,7 @@ def test_client_trusting_the_ca_gets_health_and_device_auth_over_tls(
     )
     assert r.status_code == 200, r.text
     assert server.inventory(device_id)["tls_check"] == "ok"
-    # the links the server hands out use https (base_url follows tls_cert)
+    # the startup line names the https URL (Settings.base_url follows tls_cert)
     assert f"listening on https://127.0.0.1:{server.port}" in server.log.read_text()
 
 
