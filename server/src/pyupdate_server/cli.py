@@ -89,6 +89,10 @@ def _serve(settings: Settings) -> int:
         access_log=False,
         http="httptools" if _has("httptools") else "h11",
         loop="uvloop" if _has("uvloop") else "asyncio",
+        # A stop waits at most this long for open connections: an idle TLS keep-alive
+        # client otherwise holds it for asyncio's 30 s TLS close, and a download cut
+        # here is resumed by the device with Range.
+        timeout_graceful_shutdown=10,
     )
     return 0
 
