@@ -151,7 +151,7 @@ def test_garbage_after_the_members_is_refused(accel: str):
 
 def test_no_inflate_thread_outlives_a_failed_read(accel: str):
     blob = _gzip(_data(4))
-    offset, length = _frames(blob)[2]
+    offset, _ = _frames(blob)[2]
     bad = _corrupt(blob, offset + 40, b"\xff" * 64)
     with pytest.raises(FormatError):
         _read_all(bad)
@@ -163,5 +163,6 @@ def test_framed_members_are_one_gzip_stream_to_the_gzip_tool(tmp_path):
     data = _data(2)
     path = tmp_path / "x.gz"
     path.write_bytes(_gzip(data))
-    assert gzip.open(path).read() == data
+    with gzip.open(path) as f:
+        assert f.read() == data
     assert members.MAX_MEMBER > BLOCK + BLOCK // 100  # a stored 1 MiB block always fits

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyupdate_artifact.errors import ArtifactError
+from pyupdate_artifact.heap import keep_freed_buffers
 
 from . import __version__
 from .config import DEFAULT_CONFIG, DEFAULT_DATA, load_config
@@ -41,6 +42,9 @@ def _open_store(device: Device):
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    # a one-shot process: keeping freed buffers saves ~1 s of page faults per GiB
+    # (the daemon does not, so its memory goes back to the system after an update)
+    keep_freed_buffers()
     device = _device(args)
     store = _open_store(device)
     try:

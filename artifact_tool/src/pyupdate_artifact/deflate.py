@@ -71,7 +71,9 @@ def _runs(module: ModuleType, view: memoryview, kinds: bool = False) -> list[lis
     return runs
 
 
-def _deflate_block(backends: tuple[ModuleType, None], level: int, data: bytes) -> bytes:
+def _deflate_block(
+    backends: tuple[ModuleType, None], level: int, data: bytes | memoryview
+) -> bytes:
     """One block as one framed member, one deflater (zlib, isal or zlib-ng) for all of it."""
     module = backends[0]
     view = memoryview(data)
@@ -89,7 +91,9 @@ def _deflate_block(backends: tuple[ModuleType, None], level: int, data: bytes) -
     return framed_member(raw, module.crc32(data), len(data))
 
 
-def _gzip_members(backends: tuple[ModuleType, ModuleType], level: int, data: bytes) -> bytes:
+def _gzip_members(
+    backends: tuple[ModuleType, ModuleType], level: int, data: bytes | memoryview
+) -> bytes:
     """One block as framed members, the deflater chosen per run of segments.
 
     libdeflate gets zlib's level-6 size at 4-5x its speed on binaries (where
@@ -133,20 +137,28 @@ class ParallelGzip:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="deflate")
         self._pending: deque[Future[bytes]] = deque()
         self._max_pending = threads * 2 + 1
-        self._buffer = bytearray()
+        self._pieces: list[bytes | memoryview] = []
+        self._held = 0
         self._blocks = 0
 
     def write(self, data: bytes) -> None:
-        if not self._buffer and len(data) == BLOCK:
+        if not self._held and len(data) == BLOCK:
             self._submit(data)
             return
-        self._buffer += data
-        while len(self._buffer) >= BLOCK:
-            block = bytes(self._buffer[:BLOCK])
-            del self._buffer[:BLOCK]
-            self._submit(block)
+        self._pieces.append(data)
+        self._held += len(data)
+        if self._held < BLOCK:
+            return
+        # The tar header puts every input chunk 512 bytes off the block grid: one
+        # join per block and views into it, not three copies through a bytearray.
+        joined = memoryview(b"".join(self._pieces))
+        whole = self._held - self._held % BLOCK
+        for start in range(0, whole, BLOCK):
+            self._submit(joined[start : start + BLOCK])
+        self._pieces = [joined[whole:]] if whole < self._held else []
+        self._held -= whole
 
-    def _submit(self, block: bytes) -> None:
+    def _submit(self, block: bytes | memoryview) -> None:
         self._blocks += 1
         self._pending.append(self._pool.submit(self._job, self._backends, self._level, block))
         while len(self._pending) > self._max_pending:
@@ -154,9 +166,9 @@ class ParallelGzip:
 
     def close(self) -> None:
         try:
-            if self._buffer or not self._blocks:  # an empty input is one empty member
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
+            if self._held or not self._blocks:  # an empty input is one empty member
+                self._submit(b"".join(self._pieces))
+                self._pieces, self._held = [], 0
             while self._pending:
                 self._out(self._pending.popleft().result())
         finally:

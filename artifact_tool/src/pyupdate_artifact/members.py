@@ -90,7 +90,9 @@ class MemberInflater:
         module: ModuleType,
         lib: ModuleType | None,
         stream: Callable[[ByteSource], ByteSource],
-        threads: int = 2,
+        # One worker: the reader is bound by sha256 on its own thread, and a second
+        # worker only takes CPU from it (1 GiB stdlib validate: 1.36 s vs 1.49 s).
+        threads: int = 1,
     ) -> None:
         self._raw = raw
         self._where = where

@@ -14,6 +14,7 @@ from types import ModuleType
 
 from .. import __version__
 from ..errors import ArtifactError
+from ..heap import keep_freed_buffers
 from . import read, sign, validate, write
 
 VERBS: tuple[ModuleType, ...] = (write, read, validate, sign)
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if getattr(args, "compression", "x") is None and args.global_compression:
         args.compression = args.global_compression
+    keep_freed_buffers()
     try:
         return args.run(args)
     except ArtifactError as err:
