@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -94,7 +95,7 @@ class Server:
     def start_again(self) -> None:
         """Restart on the same port and data (after stop())."""
         self.process = _spawn(self.data_dir, self.port, self.log, self._public_url)
-        _wait_healthy(self.url, self.process, self.log)
+        wait_healthy(self.url, self.process, self.log)
 
     _public_url: str | None = None
 
@@ -153,11 +154,21 @@ def _spawn(data: Path, port: int, log: Path, public_url: str | None) -> subproce
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+# A daemon that polls only when told to (check-update, send-inventory, a 401 to recover from),
+# and the server routes its metrics count those requests under.
+QUIET = dict(UpdatePollIntervalSeconds=3600, InventoryPollIntervalSeconds=3600)
+CHECK_ROUTE = "/api/devices/v2/deployments/device/deployments/next"
+INVENTORY_ROUTE = "/api/devices/v1/inventory/device/attributes"
+
+
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], log: Path, context: ssl.SSLContext | None = None
+) -> None:
+    """Until /health answers (over TLS with `context`); the server log if it never does."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
+            with urllib.request.urlopen(f"{url}/health", timeout=2, context=context):
                 return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -181,7 +192,7 @@ def live_server(
     proc = _spawn(data, port, log, public_url)
     server = Server(f"http://127.0.0.1:{port}", port, data, log, proc, _public_url=public_url)
     try:
-        _wait_healthy(server.url, proc, log)
+        wait_healthy(server.url, proc, log)
         yield server
     finally:
         server.stop()

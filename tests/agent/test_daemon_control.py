@@ -16,14 +16,19 @@ from pathlib import Path
 
 import pytest
 from agent_host import HostDevice
-from daemon_env import DaemonDevice, Server, live_server, make_daemon_device, wait_for
+from daemon_env import (
+    CHECK_ROUTE,
+    INVENTORY_ROUTE,
+    QUIET,
+    DaemonDevice,
+    Server,
+    live_server,
+    make_daemon_device,
+    wait_for,
+)
 from tls_env import metric
 
 pytestmark = pytest.mark.uboot
-
-QUIET = dict(UpdatePollIntervalSeconds=3600, InventoryPollIntervalSeconds=3600)
-CHECK = "/api/devices/v2/deployments/device/deployments/next"
-INVENTORY = "/api/devices/v1/inventory/device/attributes"
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +40,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def counts(server: Server) -> tuple[int, int]:
     """(deployment checks, inventory updates) the server has answered, all devices."""
     return (
-        metric(server, "pyupdate_http_requests", route=CHECK),
-        metric(server, "pyupdate_http_requests", route=INVENTORY),
+        metric(server, "pyupdate_http_requests", route=CHECK_ROUTE),
+        metric(server, "pyupdate_http_requests", route=INVENTORY_ROUTE),
     )
 
 

@@ -15,14 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_env import DaemonDevice, Server, live_server, make_daemon_device, wait_for
+from daemon_env import (
+    CHECK_ROUTE,
+    INVENTORY_ROUTE,
+    QUIET,
+    DaemonDevice,
+    Server,
+    live_server,
+    make_daemon_device,
+    wait_for,
+)
 from tls_env import metric
 
 pytestmark = pytest.mark.uboot
 
-QUIET = dict(UpdatePollIntervalSeconds=3600, InventoryPollIntervalSeconds=3600)
-CHECK = "/api/devices/v2/deployments/device/deployments/next"
-INVENTORY = "/api/devices/v1/inventory/device/attributes"
 DEVAUTH = "/api/management/v2/devauth/devices"
 
 
@@ -44,10 +50,10 @@ def hostname(server: Server, dev: DaemonDevice) -> object:
 def started(server: Server, dev: DaemonDevice) -> None:
     """Start the daemon and wait for its first sync (inventory, then the deployment
     check) to reach the server: after that it is quiet."""
-    checks = metric(server, "pyupdate_http_requests", route=CHECK)
+    checks = metric(server, "pyupdate_http_requests", route=CHECK_ROUTE)
     dev.start()
     wait_for("the first sync",
-             lambda: metric(server, "pyupdate_http_requests", route=CHECK) == checks + 1,
+             lambda: metric(server, "pyupdate_http_requests", route=CHECK_ROUTE) == checks + 1,
              30, [dev.log])  # fmt: skip
     assert hostname(server, dev) == f"device-{dev.number}"
 
@@ -70,7 +76,7 @@ def test_revoked_token_is_replaced_by_a_new_authentication(server: Server, tmp_p
     try:
         started(server, dev)
         auths = accepted_auths(server)
-        refused = metric(server, "pyupdate_http_requests", route=INVENTORY, status="401")
+        refused = metric(server, "pyupdate_http_requests", route=INVENTORY_ROUTE, status="401")
         # revoke: the token names this auth set; the same key comes back as a new one
         shown = server.api.get(f"{DEVAUTH}/{dev.device_id}").json()
         (auth,) = shown["auth_sets"]
@@ -87,16 +93,16 @@ def test_revoked_token_is_replaced_by_a_new_authentication(server: Server, tmp_p
         wait_for("the inventory after the revocation",
                  lambda: hostname(server, dev) == "device-41-after-revoke", 30, [dev.log])  # fmt: skip
         # the old token was refused once, a new auth request was accepted, the call retried
-        assert metric(server, "pyupdate_http_requests", route=INVENTORY, status="401") == (
+        assert metric(server, "pyupdate_http_requests", route=INVENTORY_ROUTE, status="401") == (
             refused + 1
         )
         assert accepted_auths(server) == auths + 1
         assert server.api.get(f"{DEVAUTH}/{dev.device_id}").json()["status"] == "accepted"
         # and the new token goes on working, without another authentication
-        checks = metric(server, "pyupdate_http_requests", route=CHECK, status="204")
+        checks = metric(server, "pyupdate_http_requests", route=CHECK_ROUTE, status="204")
         assert dev.host.run("check-update", timeout=30).returncode == 0
         wait_for("the check",
-                 lambda: metric(server, "pyupdate_http_requests", route=CHECK, status="204")
+                 lambda: metric(server, "pyupdate_http_requests", route=CHECK_ROUTE, status="204")
                  == checks + 1, 30, [dev.log])  # fmt: skip
         assert accepted_auths(server) == auths + 1
         same_process(dev)

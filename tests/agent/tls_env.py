@@ -18,7 +18,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from daemon_env import ADMIN, Server, _server_cmd, free_port
+from daemon_env import ADMIN, Server, _server_cmd, free_port, wait_healthy
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +121,6 @@ def make_pki(directory: Path) -> Pki:
     return pki
 
 
-def _wait_healthy_tls(url: str, pki: Pki, proc: subprocess.Popen[bytes], log: Path) -> None:
-    context = pki.client_context()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2, context=context):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"TLS server did not start:\n{log.read_text()}") from None
-            time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def tls_server(root: Path, pki: Pki) -> Iterator[Server]:
     """`pyupdate-server serve --tls-cert --tls-key` on 127.0.0.1 with an admin user.
@@ -157,7 +143,7 @@ def tls_server(root: Path, pki: Pki) -> Iterator[Server]:
     url = f"https://127.0.0.1:{port}"
     server = Server(url, port, data, log, proc)
     try:
-        _wait_healthy_tls(url, pki, proc, log)
+        wait_healthy(url, proc, log, pki.client_context())
         context = pki.client_context()
         r = httpx.post(f"{url}/api/management/v1/useradm/auth/login", auth=ADMIN, verify=context)
         r.raise_for_status()
