@@ -16,6 +16,7 @@ from typing import Protocol
 
 from .errors import FormatError, UsageError
 from .members import MemberInflater
+from .zstdframes import FrameWalker
 
 
 def deflate_module() -> ModuleType:
@@ -114,15 +115,21 @@ class _ZstdReader:
         zstd = _zstandard()
         self._where = where
         self._error = zstd.ZstdError
+        # The walker sees every compressed byte: the decompressor ends a cut frame
+        # as if the stream were complete, the walker's frame boundaries do not.
+        self._frames = FrameWalker(raw, where)
         self._reader = zstd.ZstdDecompressor().stream_reader(
-            raw, read_size=RAW_CHUNK, read_across_frames=True
+            self._frames, read_size=RAW_CHUNK, read_across_frames=True
         )
 
     def read(self, size: int) -> bytes:
         try:
-            return self._reader.read(size)
+            out = self._reader.read(size)
         except self._error as err:
             raise FormatError(f"{self._where}: corrupt compressed data ({err})") from None
+        if not out and size:
+            self._frames.check_end()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
