@@ -129,7 +129,9 @@ class QemuDriver:
             try:
                 return self.process.expect(pattern, timeout=max(deadline - time.monotonic(), 0))
             except pexpect.TIMEOUT:
-                raise AssertionError(f"console: no {pattern!r} within {timeout:.0f} s") from None
+                raise AssertionError(
+                    f"console: no {pattern!r} within {timeout:.0f} s; last lines:\n{self.tail()}"
+                ) from None
             except pexpect.EOF:
                 self._power_cycle(pattern)
 
@@ -142,8 +144,19 @@ class QemuDriver:
         self.process = None
         if status != 0:
             how = f"exit {status}" if signal_number is None else f"signal {signal_number}"
-            raise AssertionError(f"console: QEMU ended ({how}) while waiting for {pattern!r}")
+            raise AssertionError(
+                f"console: QEMU ended ({how}) while waiting for {pattern!r}; last lines:\n"
+                f"{self.tail()}"
+            )
         self.on()
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the console transcript: CI keeps the test output, not the log files."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "\n".join(text.replace("\r", "").splitlines()[-lines:])
 
     def sendline(self, line: str) -> None:
         assert self.process is not None, "machine is off"
