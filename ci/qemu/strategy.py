@@ -29,6 +29,10 @@ LOGIN_PROMPT = r"root@pyupdate:\S*# "
 BOOT_TIMEOUT = 240.0
 
 
+BOOT_SCRIPT = "=== pyupdate boot.scr start"
+# systemd's first shutdown line; ANSI colour codes sit inside it on the console.
+SHUTDOWN = r"Stopped target\S* \S*graphical\.target"
+
 GUEST_HOST_IP = "10.0.2.100"
 RELAY = Path(__file__).resolve().parent / "relay.py"
 
@@ -63,6 +67,43 @@ class ConsoleProtocol(Protocol):
 
 
 @dataclass
+class Watchdog:
+    """The board's reset supervisor, as an external watchdog on a real board.
+
+    Armed at power-on until the boot script runs, and from the first shutdown
+    line until the machine resets. When a window passes, the machine is
+    power-cycled and the event is kept in `resets` (with the console's last
+    lines) for the test report: a hang in firmware or in the guest's shutdown
+    costs a reset, never a silent pass and never a test lost to the emulator.
+    Not armed while the guest runs: a hung update or a stuck agent still fails.
+    """
+
+    # Cold boot to the boot script takes 1-5 s and a clean shutdown 3-10 s under TCG;
+    # the shutdown window is longer than systemd's own 90 s stop-job timeout.
+    firmware_window: float = 60.0
+    shutdown_window: float = 150.0
+    resets: list[str] = field(default_factory=list)
+    deadline: float | None = None
+    window: float = 0.0
+    reason: str = ""
+
+    def arm_firmware(self) -> None:
+        self._arm(self.firmware_window, "U-Boot did not reach the boot script")
+
+    def arm_shutdown(self) -> None:
+        self._arm(self.shutdown_window, "the guest's shutdown did not end in a reset")
+
+    def _arm(self, window: float, reason: str) -> None:
+        self.deadline, self.window, self.reason = time.monotonic() + window, window, reason
+
+    def disarm(self) -> None:
+        self.deadline = None
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+@dataclass
 class QemuDriver:
     """Power and serial console of one QEMU machine. `off()` is a power cut (SIGKILL).
 
@@ -82,6 +123,7 @@ class QemuDriver:
     smp: int = 1
     forwards: dict[int, int] = field(default_factory=dict)
     process: pexpect.spawn | None = field(default=None, init=False)
+    watchdog: Watchdog = field(default_factory=Watchdog, init=False)
 
     def argv(self) -> list[str]:
         q = self.board.qemu
@@ -112,6 +154,7 @@ class QemuDriver:
         )
         self.process.logfile_read = self.log.open("a", buffering=1)
         self.process.logfile_read.write(f"\n===== power on: {shlex.join(argv)}\n")
+        self.watchdog.arm_firmware()
 
     def off(self) -> None:
         """Cut the power: no shutdown, no sync, the disk image keeps what reached it."""
@@ -121,19 +164,45 @@ class QemuDriver:
             os.kill(self.process.pid, signal.SIGKILL)
         self.process.close(force=True)
         self.process = None
+        self.watchdog.disarm()
 
     def expect(self, pattern: str | list[str], timeout: float = BOOT_TIMEOUT) -> int:
+        """Wait for one of `pattern` (regexes); resets are power cycles, the watchdog watches."""
+        wanted = [pattern] if isinstance(pattern, str) else list(pattern)
         deadline = time.monotonic() + timeout
         while True:
             assert self.process is not None, "machine is off"
+            watch = self.watchdog.deadline
+            until = deadline if watch is None else min(deadline, watch)
             try:
-                return self.process.expect(pattern, timeout=max(deadline - time.monotonic(), 0))
+                index = self.process.expect(
+                    [*wanted, BOOT_SCRIPT, SHUTDOWN], timeout=max(until - time.monotonic(), 0)
+                )
             except pexpect.TIMEOUT:
-                raise AssertionError(
-                    f"console: no {pattern!r} within {timeout:.0f} s; last lines:\n{self.tail()}"
-                ) from None
+                if not self.watchdog.expired():
+                    raise AssertionError(
+                        f"console: no {pattern!r} within {timeout:.0f} s; last lines:\n"
+                        f"{self.tail()}"
+                    ) from None
+                deadline += self._watchdog_reset()
+                continue
             except pexpect.EOF:
                 self._power_cycle(pattern)
+                continue
+            if BOOT_SCRIPT in str(self.process.after):
+                self.watchdog.disarm()
+            elif index == len(wanted) + 1:
+                self.watchdog.arm_shutdown()
+            if index < len(wanted):
+                return index
+
+    def _watchdog_reset(self) -> float:
+        """Power-cycle a hung machine; returns the window it was given, to add to the wait."""
+        window = self.watchdog.window
+        self.watchdog.resets.append(f"{self.watchdog.reason}; last lines:\n{self.tail(15)}")
+        self.off()
+        self.on()
+        return window
 
     def _power_cycle(self, pattern: str | list[str]) -> None:
         """QEMU exited: a guest reset under -no-reboot. Anything but exit 0 is a QEMU failure."""
@@ -236,7 +305,7 @@ class BootStrategy:
         if self.state is State.OFF:
             self._powered_at = time.monotonic()
             self.power.on()
-            self.power.expect("=== pyupdate boot.scr start", timeout=60)
+            self.power.expect(BOOT_SCRIPT, timeout=self.power.watchdog.firmware_window + 30)
             self.state = State.UBOOT
         elif self.state is State.UBOOT:
             self.await_shell()
@@ -251,7 +320,8 @@ class BootStrategy:
         """A clean reboot from the shell; the next boot.scr marks the UBOOT state."""
         self.power.sendline("reboot")
         self._powered_at = time.monotonic()
-        self.power.expect("=== pyupdate boot.scr start", timeout=120)
+        watchdog = self.power.watchdog
+        self.power.expect(BOOT_SCRIPT, timeout=watchdog.shutdown_window + watchdog.firmware_window)
         self.state = State.UBOOT
 
     def boot_log(self, pattern: str, timeout: float = BOOT_TIMEOUT) -> str:

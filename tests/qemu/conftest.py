@@ -117,10 +117,12 @@ def _boot(session: Session, tmp_path: Path, request, forwards: dict[int, int]):
     finally:
         strategy.power.off()
         boots = ", ".join(f"{s:.0f}" for s in strategy.boot_seconds)
+        resets = strategy.power.watchdog.resets
         _TIMINGS.append(
             f"{request.node.name}: {time.monotonic() - started:.0f} s "
-            f"(boots to shell: {boots} s; console: {log})"
+            f"(boots to shell: {boots} s; watchdog resets: {len(resets)}; console: {log})"
         )
+        _TIMINGS.extend(f"  watchdog reset: {event}" for event in resets)
 
 
 @pytest.fixture
