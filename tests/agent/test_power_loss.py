@@ -30,11 +30,17 @@ BLOCKER = """#!/bin/sh
 echo $$ > "$KILLTEST_DIR/at-{name}.tmp" && mv "$KILLTEST_DIR/at-{name}.tmp" "$KILLTEST_DIR/at-{name}"
 exec sleep 60
 """
+# fails while $KILLTEST_DIR/fail-install exists: a way into the failure path
+FAILER = """#!/bin/sh
+[ -n "$KILLTEST_DIR" ] && [ -e "$KILLTEST_DIR/fail-install" ] && exit 1
+exit 0
+"""
 POINTS = (
     "ArtifactInstall_Enter_01",
     "ArtifactInstall_Leave_01",
     "ArtifactCommit_Enter_01",
     "ArtifactRollback_Enter_01",
+    "ArtifactFailure_Enter_01",
 )
 
 
@@ -66,6 +72,10 @@ def killable(tmp_path_factory, keys) -> Path:
         (d / name).write_text(BLOCKER.format(name=name))
         (d / name).chmod(0o755)
         cmd += ["-s", str(d / name)]
+    failer = d / "ArtifactInstall_Leave_02_fail"
+    failer.write_text(FAILER)
+    failer.chmod(0o755)
+    cmd += ["-s", str(failer)]
     subprocess.run(cmd, check=True, capture_output=True)
     (d / "image.sha256").write_text(sha256(image))
     return d / "k.mender"
@@ -204,3 +214,24 @@ def test_kill_during_rollback_then_install_recovers_first(host, killable):
     assert image_ok(host, killable)
     assert sha256(host.slot_a) == a_before
     assert show_artifact(host) == "unknown"
+
+
+def test_kill_during_failure_then_the_failure_path_finishes(host, killable):
+    a_before = sha256(host.slot_a)
+    marks = host.root / "marks"
+    marks.mkdir(exist_ok=True)
+    (marks / "fail-install").touch()  # ArtifactInstall_Leave fails after the env switch
+    kill_at_script(host, "ArtifactFailure_Enter_01", "install", str(killable))
+    assert inflight_phase(host) == "failure"
+    env = host.env()  # the rollback states ran before ArtifactFailure, as in mender
+    assert env["mender_boot_part"] == str(PART_A) and env["upgrade_available"] == "0"
+    assert show_artifact(host) == "unknown"
+    # the next command runs the failure path (rollback included) to its end first
+    result = host.run("commit")
+    assert result.returncode == 1 and "rolled back" in result.stderr, result.stderr
+    env = host.env()
+    assert env["mender_boot_part"] == str(PART_A) and env["upgrade_available"] == "0"
+    assert inflight_phase(host) is None
+    assert show_artifact(host) == "unknown"
+    assert sha256(host.slot_a) == a_before
+    assert host.boot() == PART_A
