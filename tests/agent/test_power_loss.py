@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_host import PART_A, PART_B, HostDevice, sha256
+from agent_host import PART_A, PART_B, HostDevice, sha256, write_module_artifact
 
 from pyupdate_agent.store import Store
 
@@ -235,3 +235,46 @@ def test_kill_during_failure_then_the_failure_path_finishes(host, killable):
     assert show_artifact(host) == "unknown"
     assert sha256(host.slot_a) == a_before
     assert host.boot() == PART_A
+
+
+# An update module that logs every state it is called for and blocks in ArtifactInstall
+# while $KILLTEST_DIR/block-module exists (the BLOCKER protocol above).
+KILL_MODULE = """#!/bin/sh
+[ -n "$KILLTEST_DIR" ] && echo "$1" >> "$KILLTEST_DIR/module-states"
+case "$1" in
+    SupportsRollback) echo Yes ;;
+    NeedsArtifactReboot) echo No ;;
+    ArtifactInstall)
+        if [ -n "$KILLTEST_DIR" ] && [ -e "$KILLTEST_DIR/block-module" ]; then
+            echo $$ > "$KILLTEST_DIR/at-module.tmp" && mv "$KILLTEST_DIR/at-module.tmp" "$KILLTEST_DIR/at-module"
+            exec sleep 60
+        fi ;;
+esac
+exit 0
+"""
+
+
+def test_kill_during_a_module_install_then_the_module_rolls_back(host, keys, tmp_path):
+    a_before, env_before = sha256(host.slot_a), host.env()
+    module = host.modules / "kill-test"
+    module.write_text(KILL_MODULE)
+    module.chmod(0o755)
+    art = write_module_artifact(
+        tmp_path / "m", "kill-test", {"f.txt": b"x"}, "mod-k", key=keys.private
+    )
+    kill_at_script(host, "module", "install", str(art))
+    assert inflight_phase(host) == "install"
+    marks = host.root / "marks"
+    (marks / "module-states").unlink()
+    result = host.run("rollback", env={**os.environ, "KILLTEST_DIR": str(marks)})
+    assert result.returncode == 0, result.stderr
+    states = (marks / "module-states").read_text().split()
+    # the interrupted install is undone through the module, then the failure states
+    assert states[states.index("ArtifactRollback") :] == [
+        "ArtifactRollback",
+        "ArtifactFailure",
+        "Cleanup",
+    ]
+    assert inflight_phase(host) is None
+    assert show_artifact(host) == "unknown"
+    assert host.env() == env_before and sha256(host.slot_a) == a_before
