@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from agent_host import PART_A, PART_B, HostDevice, sha256
@@ -164,3 +166,17 @@ def test_deployment_log_holds_the_phases(host, rootfs_artifact):
     states = [json.loads(line).get("state") for line in logs[0].read_text().splitlines()]
     phases = [s for s in states if s is not None]
     assert phases.index("download") < phases.index("install") < phases.index("installed")
+
+
+def test_show_commands_start_without_the_installers_tls_or_crypto(host):
+    """Inventory and state scripts call `show-artifact` often; on a slow device every
+    import is time. The show verbs load config and store, not the update machinery."""
+    probe = (
+        "import sys; from pyupdate_agent.cli import main; "
+        f"rc = main({host.argv('show-provides')!r}); "
+        "heavy = {'pyupdate_artifact.reader', 'pyupdate_agent.install', 'pyupdate_agent.device', "
+        "'ssl', 'cryptography', 'urllib.request'}; "
+        "print(rc, sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[-2] == "0 []", out.stdout + out.stderr

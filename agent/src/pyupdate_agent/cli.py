@@ -13,25 +13,32 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyupdate_artifact.errors import ArtifactError
-from pyupdate_artifact.heap import keep_freed_buffers
 
 from . import __version__
 from .config import DEFAULT_CONFIG, DEFAULT_DATA, load_config
-from .device import Device
 from .errors import AgentError, UpdateError
-from .install import install
 from .log import setup_logging
 from .provides import current_provides, format_provides
-from .standalone import commit, recover, rollback
+from .store import Store
+
+if TYPE_CHECKING:
+    from .device import Device
 
 REBOOT_EXIT = 4
 
 log = logging.getLogger(__name__)
 
+# Each verb imports what it needs when it runs: `show-artifact` (inventory and state
+# scripts call it) then starts without the artifact reader, TLS and the installers,
+# which costs a device with a slow CPU a second or more per call.
+
 
 def _device(args: argparse.Namespace) -> Device:
+    from .device import Device
+
     return Device(load_config(args.config), args.data)
 
 
@@ -42,6 +49,11 @@ def _open_store(device: Device):
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    from pyupdate_artifact.heap import keep_freed_buffers
+
+    from .install import install
+    from .standalone import recover
+
     # a one-shot process: keeping freed buffers saves ~1 s of page faults per GiB
     # (the daemon does not, so its memory goes back to the system after an update)
     keep_freed_buffers()
@@ -73,6 +85,8 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
+    from .standalone import commit
+
     device = _device(args)
     store = _open_store(device)
     try:
@@ -84,6 +98,8 @@ def cmd_commit(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from .standalone import rollback
+
     device = _device(args)
     store = _open_store(device)
     try:
@@ -95,10 +111,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _provides(args: argparse.Namespace) -> dict[str, str]:
-    device = _device(args)
-    store = device.store(create=False)
+    config = load_config(args.config)
+    store = Store.open(args.data, create=False)
     try:
-        return current_provides(store, device.config)
+        return current_provides(store, config)
     finally:
         if store is not None:
             store.close()
