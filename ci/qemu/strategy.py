@@ -27,8 +27,6 @@ from pyupdate_artifact.image.board import Board
 PROMPT = "PYU-SHELL# "
 LOGIN_PROMPT = r"root@pyupdate:\S*# "
 BOOT_TIMEOUT = 240.0
-
-
 BOOT_SCRIPT = "=== pyupdate boot.scr start"
 # systemd's first shutdown line; ANSI colour codes sit inside it on the console.
 SHUTDOWN = r"Stopped target\S* \S*graphical\.target"
@@ -176,7 +174,8 @@ class QemuDriver:
             until = deadline if watch is None else min(deadline, watch)
             try:
                 index = self.process.expect(
-                    [*wanted, BOOT_SCRIPT, SHUTDOWN], timeout=max(until - time.monotonic(), 0)
+                    [*wanted, re.escape(BOOT_SCRIPT), SHUTDOWN],
+                    timeout=max(until - time.monotonic(), 0),
                 )
             except pexpect.TIMEOUT:
                 if not self.watchdog.expired():
