@@ -83,3 +83,9 @@ def test_garbage_is_left_to_the_decompressor():
     walker.check_end()  # the walker lost track; the decompressor reports the garbage
     with pytest.raises(FormatError, match="corrupt compressed data"):
         _read_all(b"not zstd at all")
+
+
+@pytest.mark.parametrize("tail", [b"garbage!", bytes(8), b"x"])
+def test_bytes_after_the_last_frame_are_refused(tail: bytes):
+    with pytest.raises(FormatError, match=r"^data/0000.tar: corrupt compressed data"):
+        _read_all(FRAMES["plain"] + tail)
