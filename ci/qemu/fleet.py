@@ -170,6 +170,20 @@ def pending_device(mgmt: Management) -> dict | None:
     return devices[0] if devices else None
 
 
+def uploaded_log(mgmt: Management, deployment_id: str, device_id: str) -> str | None:
+    """The device's deployment log; None while the server has none.
+
+    A device sends its log after its final status, as mender's client does, so
+    the log can arrive a moment after the deployment shows `failure`.
+    """
+    try:
+        return mgmt.device_log(deployment_id, device_id).strip() or None
+    except RuntimeError as err:
+        if ": 404 " in str(err):
+            return None
+        raise
+
+
 def final_status(mgmt: Management, deployment_id: str, device_id: str) -> str | None:
     status = mgmt.device_status(deployment_id, device_id)["status"]
     return status if status in FINAL else None

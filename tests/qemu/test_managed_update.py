@@ -47,7 +47,7 @@ def _scenario(device: Device, fleet_server) -> None:
         DEPLOY_TIMEOUT,
         every=2,
     )
-    assert status == "success", mgmt.device_log(first, device_id)
+    assert status == "success", fleet.uploaded_log(mgmt, first, device_id)
     assert mgmt.deployment(first)["status"] == "finished"
     fleet.wait_for(
         "inventory to show release-2",
@@ -70,7 +70,9 @@ def _scenario(device: Device, fleet_server) -> None:
         every=2,
     )
     assert status == "failure"
-    assert mgmt.device_log(second, device_id).strip(), "the device's log was not uploaded"
+    fleet.wait_for(
+        "the device's deployment log", lambda: fleet.uploaded_log(mgmt, second, device_id), 120
+    )
     assert device.root_device() == "/dev/vda3"
     assert device.artifact() == "release-2"
     assert mgmt.inventory(device_id).get("artifact_name") == "release-2"
