@@ -161,6 +161,7 @@ class QemuDriver:
         if self.process.isalive():
             os.kill(self.process.pid, signal.SIGKILL)
         self.process.close(force=True)
+        self.process.logfile_read.close()  # flushes a last line without a newline (a prompt)
         self.process = None
         self.watchdog.disarm()
 
