@@ -91,14 +91,16 @@ def main() -> int:
         status = fleet.wait_for("the deployment", lambda: fleet.final_status(mgmt, deployment, device_id),
                                 600, every=2)  # fmt: skip
         say(f"server: device status {status!r}")
-        env = shell(strategy, "fw_printenv mender_boot_part upgrade_available bootcount")
-        say(
-            f"device: committed: {' '.join(env.split())}; artifact={shell(strategy, 'pyupdate show-artifact')}"
-        )
+        # the agent commits right after the server took `success`; the inventory it
+        # sends next names the committed artifact
         fleet.wait_for(
             "the new artifact in inventory",
             lambda: mgmt.inventory(device_id).get("artifact_name") == "release-2",
             120,
+        )
+        env = shell(strategy, "fw_printenv mender_boot_part upgrade_available bootcount")
+        say(
+            f"device: committed: {' '.join(env.split())}; artifact={shell(strategy, 'pyupdate show-artifact')}"
         )
         print()
         say("the server's view")
