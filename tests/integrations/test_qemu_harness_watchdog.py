@@ -42,8 +42,8 @@ def _machine(tmp_path: Path, boots: list[list[str]]) -> QemuDriver:
     board = load_board("qemu-x86_64")
     board = dataclasses.replace(board, qemu=dataclasses.replace(board.qemu, binary=str(fake)))
     driver = QemuDriver(board, DiskImage(disk), tmp_path / "console.log")
-    driver.watchdog.firmware_window = 1.5
-    driver.watchdog.shutdown_window = 1.5
+    driver.watchdog.firmware_window = 3.0
+    driver.watchdog.shutdown_window = 3.0
     return driver
 
 
