@@ -104,6 +104,16 @@ def show_artifact(host: HostDevice) -> str:
     return host.run("show-artifact").stdout.strip()
 
 
+def assert_back_on_slot_a(host: HostDevice, a_before: str) -> None:
+    """The update is over and undone: env on A, nothing in flight, A untouched and booting."""
+    env = host.env()
+    assert env["mender_boot_part"] == str(PART_A) and env["upgrade_available"] == "0"
+    assert inflight_phase(host) is None
+    assert show_artifact(host) == "unknown"
+    assert sha256(host.slot_a) == a_before
+    assert host.boot() == PART_A
+
+
 def kill_at_script(host: HostDevice, point: str, *argv: str) -> None:
     marks = host.root / "marks"
     marks.mkdir(exist_ok=True)
@@ -167,12 +177,7 @@ def test_kill_before_env_switch_then_commit_rolls_back(host, killable):
     assert inflight_phase(host) == "install"
     result = host.run("commit")
     assert result.returncode == 1 and "rolled back" in result.stderr
-    env = host.env()
-    assert env["mender_boot_part"] == str(PART_A) and env["upgrade_available"] == "0"
-    assert inflight_phase(host) is None
-    assert show_artifact(host) == "unknown"
-    assert sha256(host.slot_a) == a_before
-    assert host.boot() == PART_A
+    assert_back_on_slot_a(host, a_before)
 
 
 def test_kill_after_env_switch_then_rollback(host, killable):
@@ -181,11 +186,7 @@ def test_kill_after_env_switch_then_rollback(host, killable):
     assert host.env()["upgrade_available"] == "1"  # the switch happened before the kill
     result = host.run("rollback")
     assert result.returncode == 0, result.stderr
-    env = host.env()
-    assert env["mender_boot_part"] == str(PART_A) and env["upgrade_available"] == "0"
-    assert show_artifact(host) == "unknown"
-    assert sha256(host.slot_a) == a_before
-    assert host.boot() == PART_A
+    assert_back_on_slot_a(host, a_before)
 
 
 def test_kill_during_commit_then_commit_finishes(host, killable):
@@ -229,12 +230,7 @@ def test_kill_during_failure_then_the_failure_path_finishes(host, killable):
     # the next command runs the failure path (rollback included) to its end first
     result = host.run("commit")
     assert result.returncode == 1 and "rolled back" in result.stderr, result.stderr
-    env = host.env()
-    assert env["mender_boot_part"] == str(PART_A) and env["upgrade_available"] == "0"
-    assert inflight_phase(host) is None
-    assert show_artifact(host) == "unknown"
-    assert sha256(host.slot_a) == a_before
-    assert host.boot() == PART_A
+    assert_back_on_slot_a(host, a_before)
 
 
 # An update module that logs every state it is called for and blocks in ArtifactInstall
