@@ -10,6 +10,7 @@ the artifact tool alone.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -119,7 +120,21 @@ def main() -> int:
         if strategy is not None:
             strategy.power.off()
         server.stop()
-        say(f"stopped QEMU and the server; console log and server log are in {work}")
+        freed = keep_only_logs(work)
+        say(f"stopped QEMU and the server; removed images and artifacts ({freed >> 20} MiB); "
+            f"console log and server log are in {work}")  # fmt: skip
+
+
+def keep_only_logs(work: Path) -> int:
+    """Delete all but the logs: a demo left behind 1.1 GiB of images per run otherwise."""
+    freed = 0
+    for entry in work.iterdir():
+        if entry.suffix == ".log":
+            continue
+        files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+        freed += sum(f.stat().st_blocks * 512 for f in files)
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    return freed
 
 
 if __name__ == "__main__":

@@ -129,7 +129,10 @@ class QemuDriver:
         args += ["-m", str(q.memory_mib), "-nographic", "-bios", self.board.uboot.binary]
         if q.cpu:
             args += ["-cpu", q.cpu]
-        args += ["-drive", f"file={self.disk.path},format=raw,if={q.disk_interface}"]
+        # QEMU's default on a full host disk (werror=enospc) pauses the guest without a word:
+        # the console just stops. `report` hands the guest an I/O error it prints instead.
+        args += ["-drive", f"file={self.disk.path},format=raw,if={q.disk_interface},"
+                 "werror=report,rerror=report"]  # fmt: skip
         for extra in self.disk.extra:
             args += ["-drive", f"file={extra},format=raw,if={q.disk_interface},readonly=on"]
         # Isolated user networking: the guest reaches nothing but the host ports forwarded
@@ -181,8 +184,8 @@ class QemuDriver:
             except pexpect.TIMEOUT:
                 if not self.watchdog.expired():
                     raise AssertionError(
-                        f"console: no {pattern!r} within {timeout:.0f} s; last lines:\n"
-                        f"{self.tail()}"
+                        f"console: no {pattern!r} within {timeout:.0f} s; {self.host_disk()}; "
+                        f"last lines:\n{self.tail()}"
                     ) from None
                 deadline += self._watchdog_reset()
                 continue
@@ -214,8 +217,8 @@ class QemuDriver:
         if status != 0:
             how = f"exit {status}" if signal_number is None else f"signal {signal_number}"
             raise AssertionError(
-                f"console: QEMU ended ({how}) while waiting for {pattern!r}; last lines:\n"
-                f"{self.tail()}"
+                f"console: QEMU ended ({how}) while waiting for {pattern!r}; {self.host_disk()}; "
+                f"last lines:\n{self.tail()}"
             )
         self.on()
 
@@ -226,6 +229,11 @@ class QemuDriver:
         except OSError:
             return "(no console log)"
         return "\n".join(text.replace("\r", "").splitlines()[-lines:])
+
+    def host_disk(self) -> str:
+        """Free space where the disk image lives: a full host disk looks like a hung guest."""
+        st = os.statvfs(self.disk.path.parent)
+        return f"host disk: {st.f_bavail * st.f_frsize >> 20} MiB free at {self.disk.path.parent}"
 
     def sendline(self, line: str) -> None:
         assert self.process is not None, "machine is off"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -80,9 +81,25 @@ def _key_pair(work: Path) -> tuple[Path, Path]:
     return priv, pub
 
 
+# Measured: the images take 1.2 GiB, a scenario's disk up to 0.9 GiB more (deleted when
+# it passes). A fuller host disk would stall a guest mid-write; say so before booting.
+HOST_DISK_NEEDED_MIB = 2560
+
+
+def _check_host_disk(work: Path) -> None:
+    free = shutil.disk_usage(work).free >> 20
+    _TIMINGS.append(f"host disk: {free} MiB free under {work.parent} at start")
+    if free < HOST_DISK_NEEDED_MIB:
+        pytest.fail(
+            f"QEMU tests need {HOST_DISK_NEEDED_MIB} MiB free under {work.parent}, {free} MiB are",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def qemu_session(tmp_path_factory) -> Session:
     work = tmp_path_factory.mktemp("qemu")
+    _check_host_disk(work)
     started = time.monotonic()
     priv, pub = _key_pair(work)
     built = images.build_device_images(BOARD, work, priv, pub)
