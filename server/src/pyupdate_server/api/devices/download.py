@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request, Response
 
 from pyupdate_server.api.deps import State
+from pyupdate_server.api.file_response import ArtifactFileResponse
 from pyupdate_server.db.models import Artifact
 from pyupdate_server.errors import NotFound
 from pyupdate_server.services.links import DOWNLOAD_PATH
@@ -27,15 +27,17 @@ router = APIRouter(tags=["device download"])
             }
         },
         206: {"description": "partial content"},
+        416: {"description": "range not satisfiable"},
         403: {"description": "bad or expired link"},
     },
 )
 def download(
+    request: Request,
     artifact_id: str,
     state: State,
     expire: Annotated[str, Query(alias="x-men-expire")],
     signature: Annotated[str, Query(alias="x-men-signature")],
-) -> FileResponse:
+) -> ArtifactFileResponse:
     state.links.check(artifact_id, expire, signature)
     with state.db.read() as session:
         artifact = session.get(Artifact, artifact_id)
@@ -45,5 +47,6 @@ def download(
         filename = f"{artifact.name}.mender"
     if path is None or not path.exists():
         raise NotFound(f"artifact {artifact_id} has no stored file")
-    # FileResponse streams in chunks and answers Range with 206 + Content-Range
-    return FileResponse(path, media_type="application/vnd.mender-artifact", filename=filename)
+    return ArtifactFileResponse(
+        path, request.headers, media_type="application/vnd.mender-artifact", filename=filename
+    )
