@@ -11,7 +11,9 @@ page cache (dropped before) and a warm one. The machine's limit in the same
 run is `dd` reading the stored file the same two ways. Then a download cut
 in half is resumed with `Range` and the two parts' sha256 compared with the
 file's. The server's peak RSS is read per phase (VmHWM, reset between phases
-through /proc/PID/clear_refs). Writes bench/results/server-download-<date>.md.
+through /proc/PID/clear_refs). Last, `--slow-clients` devices on 2 MiB/s
+links download at once for 10 s: the server's peak RSS then.
+Writes bench/results/server-download-<date>.md.
 """
 
 from __future__ import annotations
@@ -134,7 +136,21 @@ def resumed_sha256(link: str, size: int, tmp: Path) -> str:
     return digest
 
 
-def run(mib: int, runs: int) -> dict[str, object]:
+def slow_clients(link: str, pid: int, clients: int, seconds: float) -> dict[str, float]:
+    """`clients` devices on a 2 MiB/s link each download at once; the server's peak RSS."""
+    idle = rss_kib(pid)[0] / 1024
+    reset_peak(pid)
+    argv = ["curl", "-sS", "--limit-rate", "2M", "-o", "/dev/null", link]
+    procs = [subprocess.Popen(argv, stderr=subprocess.DEVNULL) for _ in range(clients)]
+    time.sleep(seconds)
+    peak = peak_mib(pid)
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+    return {"clients": clients, "seconds": seconds, "idle_rss_mib": idle, "peak_rss_mib": peak}
+
+
+def run(mib: int, runs: int, clients: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="pyupdate-bench-dl-") as tmp_s:
         tmp = Path(tmp_s)
         artifact = make_artifact(tmp, mib)
@@ -172,6 +188,7 @@ def run(mib: int, runs: int) -> dict[str, object]:
                 rows["warm_dl"].append(curl(link)["seconds"])
                 peaks.append(peak_mib(pid))
             resumed = resumed_sha256(link, size, tmp)
+            slow = slow_clients(link, pid, clients, 10.0)
         finally:
             server.stop()
     return {
@@ -181,6 +198,7 @@ def run(mib: int, runs: int) -> dict[str, object]:
         "seconds": rows,
         "download_peak_rss_mib": max(peaks),
         "resumed_sha256_ok": resumed == want,
+        "slow_clients": slow,
     }
 
 
@@ -216,6 +234,10 @@ def report(r: dict[str, object]) -> str:
         "",
         f"Server peak RSS: {up['peak_rss_mib']:.0f} MiB during the upload, "
         f"{r['download_peak_rss_mib']:.0f} MiB during a download (VmHWM, reset per phase).",
+        f"{r['slow_clients']['clients']} devices on 2 MiB/s links downloading at once for "
+        f"{r['slow_clients']['seconds']:.0f} s (`curl --limit-rate 2M`): server peak RSS "
+        f"{r['slow_clients']['peak_rss_mib']:.0f} MiB, idle before "
+        f"{r['slow_clients']['idle_rss_mib']:.0f} MiB.",
         f"Resumed download (first half, then `curl -C -` with Range): sha256 "
         f"{'matches' if r['resumed_sha256_ok'] else 'DIFFERS from'} the uploaded file.",
         "",
@@ -235,9 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--slow-clients", type=int, default=200)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    result = run(args.mib, args.runs)
+    result = run(args.mib, args.runs, args.slow_clients)
     out = args.out or ROOT / "bench" / "results" / f"server-download-{dt.date.today()}.md"
     out.write_text(report(result))
     print(out)

@@ -14,16 +14,18 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from pyupdate_server.api import file_response
 from pyupdate_server.api.file_response import (
     MAX_CHUNK,
     MIN_CHUNK,
+    PROVEN,
     ArtifactFileResponse,
     RangeNotSatisfiable,
     next_chunk,
     parse_range,
 )
 
-SIZE = 9 * 1024 * 1024 + 123
+SIZE = 24 * 1024 * 1024 + 123
 
 
 @pytest.mark.parametrize(
@@ -53,12 +55,18 @@ def test_unsatisfiable_ranges(header):
         parse_range(header, 100)
 
 
-def test_read_size_grows_for_a_fast_client_and_drops_for_a_slow_one():
+def test_read_size_grows_only_for_a_client_that_proved_fast():
+    fast = 0.0001
+    # the first 16 MiB: fast sends into a socket buffer prove nothing yet
+    assert next_chunk(MIN_CHUNK, MIN_CHUNK, fast, PROVEN - 1, 0.01) == MIN_CHUNK
+    # 16 MiB at 16 MiB/s: a slow client whose buffer took a fast send
+    assert next_chunk(MIN_CHUNK, MIN_CHUNK, fast, PROVEN, 1.0) == MIN_CHUNK
     chunk = MIN_CHUNK
     for _ in range(10):
-        chunk = next_chunk(chunk, chunk, 0.0001)
+        chunk = next_chunk(chunk, chunk, fast, PROVEN, 0.05)
     assert chunk == MAX_CHUNK
-    assert next_chunk(MAX_CHUNK, MAX_CHUNK, 1.0) == MIN_CHUNK
+    # one slow send and it is back to the minimum
+    assert next_chunk(MAX_CHUNK, MAX_CHUNK, 1.0, 4 * PROVEN, 0.2) == MIN_CHUNK
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +146,21 @@ def _bodies(blob: Path, send_seconds: float) -> list[bytes]:
     return sent
 
 
-def test_a_fast_client_gets_big_reads(blob):
+def test_a_fast_client_gets_big_reads_after_16_mib(blob, monkeypatch):
+    # "fast" at 1 MiB/s: the reads here must not depend on how fast the CI machine is
+    monkeypatch.setattr(file_response, "FAST_CLIENT", 1 << 20)
     sizes = [len(b) for b in _bodies(blob, 0)]
-    assert sizes[:4] == [MIN_CHUNK, 2 * MIN_CHUNK, 4 * MIN_CHUNK, 8 * MIN_CHUNK]
+    first = PROVEN // MIN_CHUNK
+    assert set(sizes[:first]) == {MIN_CHUNK}
+    assert sizes[first : first + 3] == [2 * MIN_CHUNK, 4 * MIN_CHUNK, 8 * MIN_CHUNK]
     assert MAX_CHUNK in sizes
     assert sum(sizes) == SIZE
 
 
-def test_a_slow_client_holds_one_small_chunk_at_a_time(blob):
+def test_a_slow_client_holds_one_small_chunk_at_a_time(tmp_path):
+    small = tmp_path / "small.mender"
+    small.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
     # 64 KiB taking 10 ms is 6.4 MiB/s: a device on a slow link
-    bodies = _bodies(blob, 0.01)
+    bodies = _bodies(small, 0.01)
     assert {len(b) for b in bodies[:-1]} == {MIN_CHUNK}
-    assert hashlib.sha256(b"".join(bodies)).digest() == hashlib.sha256(blob.read_bytes()).digest()
+    assert hashlib.sha256(b"".join(bodies)).digest() == hashlib.sha256(small.read_bytes()).digest()

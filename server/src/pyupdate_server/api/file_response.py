@@ -3,9 +3,11 @@
 Starlette's FileResponse reads 64 KiB per worker-thread hop: a 1 GiB artifact left the
 server at 334 MiB/s from a cold cache while `dd` read the file at 2.5 GiB/s. Fixed
 big reads would cost memory where it hurts: on a fleet rollout thousands of slow devices
-download at once, each holding one chunk. So the read size follows the client: it doubles
-(up to 4 MiB) while the client takes each chunk at more than 64 MiB/s, and drops back to
-64 KiB as soon as one send waits on a slower client. Spec: docs/device-api.md#download.
+download at once, each holding one chunk. So the read size follows the client: 64 KiB
+until the transfer has averaged more than 64 MiB/s over its first 16 MiB (more than any
+socket buffer absorbs, so only a client that really takes that much gets there), then
+doubling per fast send up to 4 MiB, and back to 64 KiB as soon as one send waits on a
+slower client. Spec: docs/device-api.md#download.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 MIN_CHUNK = 64 << 10
 MAX_CHUNK = 4 << 20
 FAST_CLIENT = 64 << 20  # bytes/s
+PROVEN = 16 << 20  # bytes sent before the average rate counts
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -57,9 +60,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
-def next_chunk(chunk: int, sent: int, seconds: float) -> int:
-    """The next read size: double while the client keeps up, back to the minimum when not."""
-    if sent > seconds * FAST_CLIENT:
+def next_chunk(chunk: int, sent: int, seconds: float, total: int, elapsed: float) -> int:
+    """The next read size, from the last send (`sent` bytes in `seconds`) and the transfer so far.
+
+    Doubles while the client keeps up, back to the minimum when it does not.
+    """
+    proven = total >= PROVEN and total > elapsed * FAST_CLIENT
+    if proven and sent > seconds * FAST_CLIENT:
         return min(chunk * 2, MAX_CHUNK)
     return MIN_CHUNK
 
@@ -105,6 +112,7 @@ class ArtifactFileResponse(Response):
         try:
             os.posix_fadvise(fd, self.start, self.end - self.start, os.POSIX_FADV_SEQUENTIAL)
             position, chunk = self.start, MIN_CHUNK
+            began = time.monotonic()
             while position < self.end:
                 data = await anyio.to_thread.run_sync(
                     os.pread, fd, min(chunk, self.end - position), position
@@ -115,6 +123,9 @@ class ArtifactFileResponse(Response):
                 started = time.monotonic()
                 more = position < self.end
                 await send({"type": "http.response.body", "body": data, "more_body": more})
-                chunk = next_chunk(chunk, len(data), time.monotonic() - started)
+                now = time.monotonic()
+                chunk = next_chunk(
+                    chunk, len(data), now - started, position - self.start, now - began
+                )
         finally:
             os.close(fd)
