@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pyupdate_server import __version__
@@ -22,7 +23,7 @@ from pyupdate_server.api.management import inventory as mgmt_inventory
 from pyupdate_server.auth.jwt import TokenSigner
 from pyupdate_server.auth.secrets import load_or_create_secret
 from pyupdate_server.db.engine import Database
-from pyupdate_server.errors import ServerError
+from pyupdate_server.errors import InsufficientStorage, ServerError, storage_full
 from pyupdate_server.metrics import Metrics, MetricsMiddleware
 from pyupdate_server.services.artifacts import ArtifactValidator
 from pyupdate_server.services.links import LinkSigner
@@ -98,8 +99,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.server = state
 
     @app.exception_handler(ServerError)
-    async def _server_error(_: Request, exc: ServerError) -> JSONResponse:
+    async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
+        if exc.status_code >= 500:  # the server's fault: the operator must hear of it
+            log.error(str(exc), extra={"path": request.url.path})
         return JSONResponse(_error_body(str(exc)), status_code=exc.status_code)
+
+    async def _storage_full(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk under SQLite or a file write: 507 and one line, not a 500 traceback."""
+        if not storage_full(exc):
+            raise exc
+        return await _server_error(request, InsufficientStorage(f"server storage is full: {exc}"))
+
+    app.add_exception_handler(OSError, _storage_full)
+    app.add_exception_handler(OperationalError, _storage_full)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

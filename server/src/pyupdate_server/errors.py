@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class ServerError(Exception):
     """Base: `str()` is the one line shown to the user or put in the JSON body."""
@@ -47,3 +49,16 @@ class TooLarge(ServerError):
 class Unprocessable(ServerError):
     status_code = 422
     exit_code = 2
+
+
+class InsufficientStorage(ServerError):
+    """The server's disk (or quota) is full: the request was fine, the server cannot keep it."""
+
+    status_code = 507
+
+
+def storage_full(exc: BaseException) -> bool:
+    """A write failed for want of space: ENOSPC/EDQUOT, or SQLite's SQLITE_FULL."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "database or disk is full" in str(exc)

@@ -16,7 +16,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from pyupdate_server.errors import BadRequest, TooLarge
+from pyupdate_server.errors import BadRequest, InsufficientStorage, TooLarge, storage_full
 
 MAX_FIELD = 64 * 1024
 
@@ -138,6 +138,12 @@ async def receive_upload(request: Request, file_field: str, tmp_dir: Path, max_s
     except Exception as exc:  # the parser raises its own error types on garbage
         collector.close()
         collector.upload.discard()
+        if storage_full(exc):
+            raise InsufficientStorage(
+                f"server storage is full: the upload did not fit in {tmp_dir}"
+            ) from None
+        if isinstance(exc, OSError):
+            raise
         raise BadRequest(f"malformed multipart body: {exc}") from None
     collector.close()
     if collector.upload.file_path is None:

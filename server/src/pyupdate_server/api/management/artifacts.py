@@ -97,6 +97,7 @@ _UPLOAD_DOC = {
         409: {"description": "same name and depends exist"},
         413: {"description": "too large"},
         422: {"description": "artifact invalid"},
+        507: {"description": "server storage is full"},
     },
     openapi_extra=_UPLOAD_DOC,
 )
@@ -109,17 +110,26 @@ async def upload(request: Request, _: CurrentUser, state: State) -> Response:
         header = await run_in_threadpool(state.validator.read_header, upload.file_path)
 
         def _store() -> str:
-            with state.db.write() as session:
-                artifact = service.store_artifact(
-                    session,
-                    state.store,
-                    header,
-                    upload.file_path,  # type: ignore[arg-type]
-                    upload.file_size,
-                    upload.sha256,
-                    upload.fields.get("description", ""),
-                )
-                return artifact.id
+            blob = None
+            try:
+                with state.db.write() as session:
+                    artifact = service.store_artifact(
+                        session,
+                        state.store,
+                        header,
+                        upload.file_path,  # type: ignore[arg-type]
+                        upload.file_size,
+                        upload.sha256,
+                        upload.fields.get("description", ""),
+                    )
+                    blob, artifact_id = artifact.blob, artifact.id
+            except BaseException:
+                # the file moved in but the row did not commit (a full disk fails the
+                # commit): no file in the store without its record
+                if blob is not None:
+                    state.store.delete(blob)
+                raise
+            return artifact_id
 
         artifact_id = await run_in_threadpool(_store)
     finally:
