@@ -9,6 +9,7 @@ might be half done and can finish or undo it (docs/agent.md, "Power loss").
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 import uuid
@@ -100,6 +101,19 @@ class HistoryEntry:
     finished: float
 
 
+# Below this, a store error says how little room is left on the data partition.
+LOW_SPACE = 1 << 20
+
+
+def _problem(path: Path, err: sqlite3.Error) -> str:
+    """SQLite calls a full disk "database or disk is full" or just "disk I/O error"."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return str(err)
+    return f"{err}; {free >> 10} KiB free in {path.parent}" if free < LOW_SPACE else str(err)
+
+
 def new_update_id() -> str:
     return uuid.uuid4().hex
 
@@ -115,7 +129,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as err:
-            raise StoreError(f"{path}: cannot open the store ({err})") from None
+            raise StoreError(f"{path}: cannot open the store ({_problem(path, err)})") from None
 
     @classmethod
     def open(cls, data_dir: Path, create: bool = True) -> Store | None:
@@ -137,7 +151,7 @@ class Store:
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as err:
-            raise StoreError(f"{self.path}: {err}") from None
+            raise StoreError(f"{self.path}: {_problem(self.path, err)}") from None
 
     def current_provides(self) -> dict[str, str] | None:
         rows = self._run("SELECT provides FROM current WHERE id = 1")
@@ -267,4 +281,4 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"{self.path}: an update is already recorded in flight") from None
         except sqlite3.Error as err:
-            raise StoreError(f"{self.path}: {err}") from None
+            raise StoreError(f"{self.path}: {_problem(self.path, err)}") from None
