@@ -64,7 +64,8 @@ def test_an_upload_that_does_not_fit_is_507_and_leaves_nothing(server, tmp_path)
 
     r = upload(client, auth, artifact(tmp_path, "too-big", 32))
     assert r.status_code == 507
-    assert r.json()["error"].startswith("server storage is full")
+    assert r.json()["error"].startswith("server storage is full: the upload did not fit in ")
+    assert "\n" not in r.json()["error"]
     assert stray_files(data) == kept  # no half-written spool file left behind
     names = [a["name"] for a in client.get(UPLOAD, headers=auth).json()]
     assert names == ["first"]
@@ -95,7 +96,7 @@ def test_a_commit_that_fails_on_a_full_disk_leaves_no_file_in_the_store(
     monkeypatch.setattr(artifact_service, "store_artifact", store_then_fill_the_disk)
     r = upload(client, auth, artifact(tmp_path, "unlucky", 4))
     assert r.status_code == 507, r.text
-    assert r.json()["error"].startswith("server storage is full")
+    assert r.json()["error"] == "server storage is full: database or disk is full"
     assert stray_files(data) == []  # the moved-in file went with its rolled-back row
     (data / "filler").unlink()
     monkeypatch.undo()

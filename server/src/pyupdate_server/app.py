@@ -108,7 +108,11 @@ def create_app(settings: Settings) -> FastAPI:
         """A full disk under SQLite or a file write: 507 and one line, not a 500 traceback."""
         if not storage_full(exc):
             raise exc
-        return await _server_error(request, InsufficientStorage(f"server storage is full: {exc}"))
+        # SQLAlchemy's text carries the SQL and a link over several lines; the driver's is one
+        reason = exc.strerror if isinstance(exc, OSError) else getattr(exc, "orig", exc)
+        return await _server_error(
+            request, InsufficientStorage(f"server storage is full: {reason}")
+        )
 
     app.add_exception_handler(OSError, _storage_full)
     app.add_exception_handler(OperationalError, _storage_full)
