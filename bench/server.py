@@ -359,30 +359,23 @@ async def run_round(
     return out
 
 
-def make_artifact(tmp: Path) -> Path:
-    payload = tmp / "payload.bin"
-    payload.write_bytes(os.urandom(256 * 1024))
-    out = tmp / "bench.mender"
+def make_artifact(
+    tmp: Path, size: int = 256 * 1024, name: str = "bench-1", compression: str = "gzip"
+) -> Path:
+    """A single-file module artifact of `size` random bytes, for device type `bench`."""
+    payload = tmp / f"{name}.bin"
+    with payload.open("wb") as out:
+        for start in range(0, size, 1 << 20):
+            out.write(os.urandom(min(1 << 20, size - start)))
+    artifact = tmp / f"{name}.mender"
     subprocess.run(
-        [
-            str(BIN / "pyupdate-artifact"),
-            "write",
-            "module-image",
-            "-T",
-            "single-file",
-            "-t",
-            "bench",
-            "-n",
-            "bench-1",
-            "-f",
-            str(payload),
-            "-o",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+        [str(BIN / "pyupdate-artifact"), "write", "module-image", "-T", "single-file",
+         "-t", "bench", "-n", name, "-f", str(payload), "--compression", compression,
+         "-o", str(artifact)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    payload.unlink()
+    return artifact
 
 
 def bench_one(registered: int, active: int, seconds: float, conns: int) -> dict[str, object]:

@@ -41,9 +41,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import fleet  # noqa: E402
 
-from server import NEXT, Device, rss_kib  # noqa: E402
+from server import NEXT, Device, make_artifact, rss_kib  # noqa: E402
 
-BIN = Path(sys.executable).parent
 MIB = 1 << 20
 
 
@@ -58,22 +57,6 @@ def reset_peak(pid: int) -> None:
 
 def peak_mib(pid: int) -> float:
     return rss_kib(pid)[1] / 1024
-
-
-def make_artifact(tmp: Path, mib: int) -> Path:
-    payload = tmp / "payload.bin"
-    with payload.open("wb") as out:
-        for _ in range(mib):
-            out.write(os.urandom(MIB))
-    artifact = tmp / "big.mender"
-    subprocess.run(
-        [str(BIN / "pyupdate-artifact"), "write", "module-image", "-T", "single-file",
-         "-t", "bench", "-n", "big-1", "-f", str(payload), "--compression", "none",
-         "-o", str(artifact)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    payload.unlink()
-    return artifact
 
 
 def curl(*args: str) -> dict[str, float]:
@@ -153,7 +136,7 @@ def slow_clients(link: str, pid: int, clients: int, seconds: float) -> dict[str,
 def run(mib: int, runs: int, clients: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="pyupdate-bench-dl-") as tmp_s:
         tmp = Path(tmp_s)
-        artifact = make_artifact(tmp, mib)
+        artifact = make_artifact(tmp, mib * MIB, "big-1", "none")
         size = artifact.stat().st_size
         with artifact.open("rb") as fh:
             want = hashlib.file_digest(fh, "sha256").hexdigest()

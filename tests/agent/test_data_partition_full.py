@@ -6,42 +6,24 @@ the kernel's ENOSPC; with room again the same install goes through.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agent_host import INITIAL_ENV, HostDevice, sha256
+from full_disk import fill, tmpfs
 
 pytestmark = [pytest.mark.root, pytest.mark.uboot]
 
 
 @pytest.fixture
 def full_data(host: HostDevice, tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "data-partition"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    try:
+    with tmpfs(tmp_path / "data-partition", "1m") as mnt:
         shutil.copytree(host.data, mnt / "data")
         shutil.rmtree(host.data)
         host.data.symlink_to(mnt / "data")
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
-def fill(mnt: Path, leave: int) -> Path:
-    filler = mnt / "filler"
-    with filler.open("wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError:
-            pass
-    os.truncate(filler, max(filler.stat().st_size - leave, 0))
-    return filler
 
 
 @pytest.mark.parametrize("leave", [0, 8192, 65536])

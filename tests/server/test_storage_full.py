@@ -7,12 +7,12 @@ kernel's, in the multipart spool, in the artifact store and in SQLite's commit.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from full_disk import fill, tmpfs
 from server_helpers import ADMIN, upload, write_test_artifact
 
 from pyupdate_server.app import create_app
@@ -27,13 +27,8 @@ UPLOAD = "/api/management/v1/deployments/artifacts"
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)], check=True)
-    try:
+    with tmpfs(tmp_path / "mnt", "40m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
 @pytest.fixture
@@ -84,13 +79,7 @@ def test_a_commit_that_fails_on_a_full_disk_leaves_no_file_in_the_store(
 
     def store_then_fill_the_disk(*args, **kwargs):
         row = real_store(*args, **kwargs)  # the file is in the store, the row not committed
-        with (data / "filler").open("wb") as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * MIB)
-                    fh.flush()
-            except OSError:
-                pass
+        fill(data)
         return row
 
     monkeypatch.setattr(artifact_service, "store_artifact", store_then_fill_the_disk)
