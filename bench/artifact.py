@@ -376,10 +376,13 @@ def rss_check(big: Path, key: Path, pub: Path) -> list[tuple[str, Run]]:
         "-o",
         str(artifact),
     ]
-    runs = [("write gzip", measure(write))]
-    runs.append(("validate gzip", measure([PY_TOOL, "validate", str(artifact), "-k", str(pub)])))
-    runs.append(("read gzip", measure([PY_TOOL, "read", str(artifact)])))
-    artifact.unlink()
+    runs = []
+    for compression in ("gzip", "zstd"):
+        runs.append((f"write {compression}", measure([*write, "--compression", compression])))
+        validate = [PY_TOOL, "validate", str(artifact), "-k", str(pub)]
+        runs.append((f"validate {compression}", measure(validate)))
+        runs.append((f"read {compression}", measure([PY_TOOL, "read", str(artifact)])))
+        artifact.unlink()
     return runs
 
 

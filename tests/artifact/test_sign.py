@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -151,3 +151,23 @@ def test_a_missing_key_file_is_an_input_error(tmp_path: Path):
 def test_a_private_key_file_also_verifies(keys):
     signature = load_signer(keys["ec"].private).sign(MESSAGE)
     load_verifier(keys["ec"].private).verify(MESSAGE, signature)
+
+
+def test_an_inconsistent_rsa_key_fails_at_signing_not_with_a_bad_signature(keys, tmp_path: Path):
+    # Keys load without OpenSSL's slow consistency check; each signature is verified
+    # with the key's public half instead, so a broken key never signs an artifact.
+    numbers = _private(keys["rsa3072"].private).private_numbers()
+    public = rsa.RSAPublicNumbers(65539, numbers.public_numbers.n)  # e that does not fit d
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p, numbers.q, numbers.d, numbers.dmp1, numbers.dmq1, numbers.iqmp, public
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    path = tmp_path / "broken.key"
+    path.write_bytes(
+        broken.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(KeyFileError, match=r"inconsistent"):
+        load_signer(path).sign(MESSAGE)

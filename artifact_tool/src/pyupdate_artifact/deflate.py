@@ -11,11 +11,10 @@ core to deflate at any level, but only a copy to store.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 
+from .blocks import ParallelBlocks
 from .compress import deflate_module, libdeflate
 from .members import crc32, framed_member
 
@@ -119,15 +118,14 @@ def _gzip_members(
     return b"".join(parts)
 
 
-class ParallelGzip:
+class ParallelGzip(ParallelBlocks):
     """write() uncompressed bytes, close() to finish; compressed bytes go to `out`."""
 
     def __init__(self, out: Callable[[bytes], None], level: int = 6, threads: int = 2) -> None:
-        self._out = out
         module = deflate_module()
         lib = libdeflate()
-        self._backends = (module, lib)
-        self._job: Callable[..., bytes] = _deflate_block if lib is None else _gzip_members
+        backends = (module, lib)
+        job = _deflate_block if lib is None else _gzip_members
         if lib is not None:
             # libdeflate's level 3 is within 1% of its 6 on rootfs images at 0.7x the CPU
             level = 3 if 2 <= level <= 6 else level
@@ -140,46 +138,9 @@ class ParallelGzip:
         # half the CPU (2.56 vs 4.95 s): the default for a host with no accelerated deflate.
         if lib is None and module.__name__ == "zlib":
             level = 4 if 4 <= level <= 6 else level
-        self._level = level
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="deflate")
-        self._pending: deque[Future[bytes]] = deque()
-        self._max_pending = threads * 2 + 1
-        self._pieces: list[bytes | memoryview] = []
-        self._held = 0
-        self._blocks = 0
+        chosen = level
 
-    def write(self, data: bytes) -> None:
-        if not self._held and len(data) == BLOCK:
-            self._submit(data)
-            return
-        self._pieces.append(data)
-        self._held += len(data)
-        if self._held < BLOCK:
-            return
-        # The tar header puts every input chunk 512 bytes off the block grid: one
-        # join per block and views into it, not three copies through a bytearray.
-        joined = memoryview(b"".join(self._pieces))
-        whole = self._held - self._held % BLOCK
-        for start in range(0, whole, BLOCK):
-            self._submit(joined[start : start + BLOCK])
-        self._pieces = [joined[whole:]] if whole < self._held else []
-        self._held -= whole
+        def compress(block: bytes | memoryview) -> bytes:
+            return job(backends, chosen, block)
 
-    def _submit(self, block: bytes | memoryview) -> None:
-        self._blocks += 1
-        self._pending.append(self._pool.submit(self._job, self._backends, self._level, block))
-        while len(self._pending) > self._max_pending:
-            self._out(self._pending.popleft().result())
-
-    def close(self) -> None:
-        try:
-            if self._held or not self._blocks:  # an empty input is one empty member
-                self._submit(b"".join(self._pieces))
-                self._pieces, self._held = [], 0
-            while self._pending:
-                self._out(self._pending.popleft().result())
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        super().__init__(out, compress, threads=threads, block=BLOCK, ahead=threads * 2 + 1)

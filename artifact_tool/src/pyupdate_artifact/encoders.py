@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import lzma
 import os
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from .blocks import ParallelBlocks
 from .compress import Compression, _zstandard
 from .deflate import ParallelGzip
 
 Out = Callable[[bytes], None]
+CHUNK = 1 << 20
 
 DEFAULT_LEVELS = {"gzip": 6, "lzma": 6, "zstd": 3}
 
 
 class Encoder(Protocol):
+    block: int  # input arrives in pieces that end on this grid
+
     def write(self, data: bytes) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
 
 
 class _Plain:
+    block = CHUNK
+
     def __init__(self, out: Out) -> None:
         self.write = out
 
@@ -37,6 +44,8 @@ class _Plain:
 
 
 class _Lzma:
+    block = CHUNK
+
     def __init__(self, out: Out, level: int) -> None:
         self._out = out
         self._obj = lzma.LZMACompressor(lzma.FORMAT_XZ, preset=level)
@@ -52,24 +61,28 @@ class _Lzma:
         pass
 
 
-class _Zstd:
-    def __init__(self, out: Out, level: int, threads: int) -> None:
-        zstd = _zstandard()
-        self._out = out
-        # 1 MiB jobs: the default (4x the window) held 130 MiB at level 3 with two
-        # threads; 1 MiB jobs hold 27 MiB, at the same speed and size on our images.
-        params = zstd.ZstdCompressionParameters.from_level(level, threads=threads, job_size=1 << 20)
-        self._obj = zstd.ZstdCompressor(compression_params=params).compressobj()
+ZSTD_BLOCK = 4 << 20
 
-    def write(self, data: bytes) -> None:
-        if chunk := self._obj.compress(data):
-            self._out(chunk)
 
-    def close(self) -> None:
-        self._out(self._obj.flush())
+def parallel_zstd(out: Out, level: int, threads: int) -> ParallelBlocks:
+    """One zstd frame per 4 MiB block, the blocks compressed on a thread pool.
 
-    def abort(self) -> None:
-        pass
+    Against libzstd's own multithreading (1 MiB jobs), on a Debian rootfs ext4:
+    0.34 vs 0.39 s on two cores and 4% smaller (50.8 vs 52.9 MB), since each
+    frame sees 4 MiB of context; 1 MiB frames would cost 9% in size. Each
+    frame carries its content size; RFC 8878 readers take the frames as one
+    stream (zstd(1), Go's klauspost/compress, Mender's 3.10+ tools).
+    """
+    zstd = _zstandard()
+    local = threading.local()
+
+    def compress(block: bytes | memoryview) -> bytes:
+        compressor = getattr(local, "compressor", None)
+        if compressor is None:  # not thread-safe: one per pool thread
+            compressor = local.compressor = zstd.ZstdCompressor(level=level)
+        return compressor.compress(block)
+
+    return ParallelBlocks(out, compress, threads=threads, block=ZSTD_BLOCK, ahead=threads - 1)
 
 
 def threads() -> int:
@@ -84,4 +97,4 @@ def open_encoder(compression: Compression, out: Out, level: int | None = None) -
         return ParallelGzip(out, chosen, threads())
     if compression.id == "lzma":
         return _Lzma(out, chosen)
-    return _Zstd(out, chosen, threads())
+    return parallel_zstd(out, chosen, threads())

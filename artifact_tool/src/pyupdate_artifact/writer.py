@@ -32,6 +32,7 @@ from .sign import Signer
 CHUNK = 1 << 20
 _PLACEHOLDER = "0" * 64
 _SLACK = 16 << 10
+_HASH_QUEUE = 4 << 20  # bytes waiting for the sha256 thread
 
 Progress = Callable[[int], None]
 
@@ -65,9 +66,9 @@ class ArtifactSpec:
 class _Hasher:
     """sha256 on its own thread, fed in order through a small queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 8) -> None:
         self._digest = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(8)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
 
@@ -157,22 +158,32 @@ class _Layout:
 
 
 def _inner_tar_stream(
-    files: tuple[Path, ...], emit: Callable[[bytes], None], progress: Progress | None
+    files: tuple[Path, ...],
+    emit: Callable[[bytes], None],
+    progress: Progress | None,
+    block: int = CHUNK,
 ) -> dict[str, str]:
-    """Feed the payload tar (flat basenames) to `emit`; return name -> sha256."""
+    """Feed the payload tar (flat basenames) to `emit`; return name -> sha256.
+
+    Reads end on the encoder's `block` grid of the tar stream, so after the
+    first block each read is one whole block, handed on without a copy.
+    """
     digests: dict[str, str] = {}
+    position = 0
     for path in files:
         size = _file_size(path)
         mode = path.stat().st_mode & 0o777
         emit(tarsafe.member_header(path.name, size, mode=mode, mtime=_mtime(path)))
-        hasher = _Hasher()
+        position += tarsafe.BLOCK
+        hasher = _Hasher(depth=max(1, _HASH_QUEUE // block))
         done = 0
         try:
             with open(path, "rb", buffering=0) as src:
-                while chunk := src.read(CHUNK):
+                while chunk := src.read(block - position % block):
                     hasher.update(chunk)
                     emit(chunk)
                     done += len(chunk)
+                    position += len(chunk)
                     if progress is not None:
                         progress(len(chunk))
         except OSError as err:
@@ -182,6 +193,7 @@ def _inner_tar_stream(
         if done != size:
             raise InputError(f"{path}: changed while it was read ({done} of {size} bytes)")
         emit(bytes(-size % tarsafe.BLOCK))
+        position += -size % tarsafe.BLOCK
         digests[path.name] = digest
     emit(tarsafe.end_of_archive())
     return digests
@@ -291,7 +303,7 @@ def _write_body(
 
     encoder = open_encoder(spec.compression, emit_compressed, spec.level)
     try:
-        digests = _inner_tar_stream(spec.payload.files, encoder.write, progress)
+        digests = _inner_tar_stream(spec.payload.files, encoder.write, progress, encoder.block)
         encoder.close()
     except BaseException:
         encoder.abort()
