@@ -6,8 +6,10 @@ One place for the CLI and the image builder (docs/artifact-format.md#provides).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .writer import PayloadSpec
+if TYPE_CHECKING:  # the CLI's parser imports this module; the writer loads with `write`
+    from .writer import PayloadSpec
 
 ROOTFS = "rootfs-image"
 
@@ -42,6 +44,8 @@ def software_defaults(
 
 def rootfs_payload(image: Path, artifact_name: str) -> PayloadSpec:
     """A rootfs-image payload exactly as `mender-artifact write rootfs-image` makes it."""
+    from .writer import PayloadSpec
+
     provides, clears = software_defaults(artifact_name)
     return PayloadSpec(
         type=ROOTFS,

@@ -6,10 +6,13 @@ import argparse
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..progress import Bar, bar_if_terminal
-from ..sign import Verifier, load_verifier
+
+if TYPE_CHECKING:
+    from ..sign import Verifier
 
 _SCRIPT = re.compile(r"^([A-Za-z]+)_(Enter|Leave|Error)_[0-9][0-9](_\S+)?$")
 ARTIFACT_SCRIPT_STATES = (
@@ -51,6 +54,8 @@ def check_scripts(paths: list[str] | None) -> tuple[Path, ...]:
 
 
 def verifiers(paths: list[str] | None) -> list[Verifier]:
+    from ..sign import load_verifier
+
     return [load_verifier(p) for p in paths or ()]
 
 

@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..model import ArtifactHeader
-from ..reader import read_artifact
 from .options import add_quiet, progress_for, verifiers
+
+if TYPE_CHECKING:
+    from ..model import ArtifactHeader
 
 NAME = "read"
 HELP = "show an artifact's header, payloads and signature"
@@ -111,6 +113,8 @@ def _text(header: ArtifactHeader) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..reader import read_artifact
+
     bar = progress_for(Path(args.artifact), "reading", args.quiet or args.json)
     try:
         header = read_artifact(args.artifact, verify_keys=verifiers(args.key), progress=bar)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..resign import sign_artifact
-from ..sign import load_signer
-
 NAME = "sign"
 HELP = "sign an artifact (adds or replaces manifest.sig)"
 
@@ -22,6 +19,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..resign import sign_artifact
+    from ..sign import load_signer
+
     src = Path(args.artifact)
     sign_artifact(src, Path(args.output_path) if args.output_path else src, load_signer(args.key))
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..reader import read_artifact
 from .options import add_quiet, progress_for, verifiers
 
 NAME = "validate"
@@ -21,6 +20,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..reader import read_artifact
+
     bar = progress_for(Path(args.artifact), "validating", args.quiet)
     try:
         read_artifact(args.artifact, verify_keys=verifiers(args.key), progress=bar)

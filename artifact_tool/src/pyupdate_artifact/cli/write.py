@@ -6,12 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..compress import by_id
 from ..defaults import software_defaults
 from ..errors import InputError, UsageError
 from ..format.gojson import go_json
-from ..sign import load_signer
-from ..writer import ArtifactSpec, PayloadSpec, write_artifact
 from .options import add_quiet, check_scripts, key_values, progress_for
 
 NAME = "write"
@@ -78,6 +75,10 @@ def _software_defaults(args: argparse.Namespace, module_type: str | None) -> tup
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..compress import by_id
+    from ..sign import load_signer
+    from ..writer import ArtifactSpec, PayloadSpec, write_artifact
+
     if args.version != 3:
         raise UsageError(f"artifact format version {args.version} is not supported (only 3)")
     compression = by_id(args.compression or "gzip")
