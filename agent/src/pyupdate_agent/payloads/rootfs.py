@@ -1,7 +1,7 @@
 """The built-in rootfs-image installer: the image into the inactive slot, then the env.
 
 Write path: the reader decompresses and hashes in the calling thread while a
-writer thread does large aligned writes into the slot, so inflate, sha256 and
+writer thread writes whole pages into the slot, so inflate, sha256 and
 the kernel's copy overlap (zlib, hashlib and os.write release the GIL). One
 fsync at the end. The env is switched only by `install()`, which the flow
 calls after the reader has verified the image's checksum and `finish()` has
@@ -25,8 +25,8 @@ from ..slots import Slot, boot_part, boot_vars, on_trial, running_slot
 
 log = logging.getLogger(__name__)
 
-BLOCK = 1 << 20  # aligned write size; 1 MiB keeps queue + buffers well under the RSS goal
-QUEUE_DEPTH = 4
+PAGE = 4096  # writes end on the page grid: a partial page would be read from the slot first
+QUEUE_DEPTH = 4  # chunks of ~1 MiB waiting for the slot
 # Start the kernel's writeback every WRITEBACK bytes instead of leaving a whole image
 # dirty for the final fsync: the device writes while we inflate and hash, the final
 # fsync has little left to wait for, and the page cache stays small on small devices.
@@ -61,6 +61,20 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         os.posix_fadvise(fd, offset - length, length, os.POSIX_FADV_DONTNEED)
 
 
+def _write_all(fd: int, pieces: list[bytes | memoryview]) -> int:
+    """writev until every byte of `pieces` is written; returns the count."""
+    views = [memoryview(p) for p in pieces if len(p)]
+    total = sum(len(v) for v in views)
+    while views:
+        done = os.writev(fd, views)
+        while done:
+            if done >= len(views[0]):
+                done -= len(views.pop(0))
+            else:
+                views[0], done = views[0][done:], 0
+    return total
+
+
 def slot_size(path: str, fd: int) -> int:
     st = os.fstat(fd)
     if stat.S_ISBLK(st.st_mode):
@@ -89,8 +103,8 @@ class SlotWriter:
                 f" ({capacity} bytes)"
             )
         self.written = 0
-        self._buf = bytearray()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
+        self._carry = b""
+        self._queue: queue.Queue[list[bytes | memoryview] | None] = queue.Queue(QUEUE_DEPTH)
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._drain, name="slot-writer", daemon=True)
         self._thread.start()
@@ -98,17 +112,13 @@ class SlotWriter:
     def _drain(self) -> None:
         offset = flushed = 0
         while True:
-            block = self._queue.get()
-            if block is None:
+            pieces = self._queue.get()
+            if pieces is None:
                 return
             if self._error is not None:
                 continue
             try:
-                view = memoryview(block)
-                while view:
-                    done = os.write(self._fd, view)
-                    view = view[done:]
-                offset += len(block)
+                offset += _write_all(self._fd, pieces)
                 if offset - flushed >= WRITEBACK:
                     _start_writeback(self._fd, flushed, offset - flushed)
                     flushed = offset
@@ -122,21 +132,30 @@ class SlotWriter:
             )
 
     def write(self, chunk: bytes) -> None:
+        """Queue `chunk` for the slot; whole pages go out, the tail waits for the next one.
+
+        The payload starts 512 bytes into its tar, so chunks arrive 512 bytes off
+        the page grid. The carried tail (< 4 KiB) and the chunk go to one writev,
+        with no copy of the chunk: re-buffering it on this thread, the one that
+        hashes, cost ~4 MiB of copying per MiB.
+        """
         self._raise_if_failed()
         self.written += len(chunk)
-        if not self._buf and len(chunk) % BLOCK == 0:
-            self._queue.put(chunk)  # already aligned: hand it over without a copy
+        view = memoryview(chunk)
+        total = len(self._carry) + len(view)
+        whole = total - total % PAGE
+        if not whole:
+            self._carry += view
             return
-        self._buf += chunk
-        if len(self._buf) >= BLOCK:
-            cut = len(self._buf) - len(self._buf) % BLOCK
-            self._queue.put(bytes(self._buf[:cut]))
-            del self._buf[:cut]
+        take = whole - len(self._carry)  # > 0: the carry is shorter than a page
+        pieces = [self._carry, view[:take]] if self._carry else [view[:take]]
+        self._queue.put(pieces)
+        self._carry = bytes(view[take:])
 
     def finish(self) -> None:
-        if self._buf:
-            self._queue.put(bytes(self._buf))
-            self._buf = bytearray()
+        if self._carry:
+            self._queue.put([self._carry])
+            self._carry = b""
         self._queue.put(None)
         self._thread.join()
         try:
@@ -149,7 +168,7 @@ class SlotWriter:
             os.close(self._fd)
 
     def abort(self) -> None:
-        self._buf = bytearray()
+        self._carry = b""
         self._error = self._error or OSError(0, "aborted")
         self._queue.put(None)
         self._thread.join()
