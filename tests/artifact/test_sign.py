@@ -171,3 +171,16 @@ def test_an_inconsistent_rsa_key_fails_at_signing_not_with_a_bad_signature(keys,
     )
     with pytest.raises(KeyFileError, match=r"inconsistent"):
         load_signer(path).sign(MESSAGE)
+
+
+def test_an_encrypted_private_key_is_named_as_such(keys, tmp_path: Path):
+    path = tmp_path / "encrypted.key"
+    path.write_bytes(
+        _private(keys["rsa3072"].private).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(KeyFileError, match=r"encrypted.key: the private key is encrypted"):
+        load_signer(path)

@@ -142,7 +142,13 @@ def _load_private(pem: bytes):
 def signer_from_pem(pem: bytes, path: str | Path = "key") -> Signer:
     try:
         key = _load_private(pem)
-    except (ValueError, TypeError):
+    except TypeError as err:  # cryptography's word for a key that needs a password
+        if "encrypted" in str(err):
+            raise KeyFileError(
+                f"{path}: the private key is encrypted (use an unencrypted PEM key)"
+            ) from None
+        raise KeyFileError(f"{path}: not a PEM private key (PKCS#1, SEC1 or PKCS#8)") from None
+    except ValueError:
         raise KeyFileError(f"{path}: not a PEM private key (PKCS#1, SEC1 or PKCS#8)") from None
     except Exception as err:  # unsupported algorithms raise UnsupportedAlgorithm
         raise KeyFileError(f"{path}: unsupported private key ({err})") from None
