@@ -51,6 +51,34 @@ def seeds() -> dict[str, bytes]:
     boot = Parts(files={}, type_info={"type": None}, meta_data=None)
     boot.header_info["payloads"] = [{"type": None}]
     found["bootstrap"] = boot.build()
+    found.update(written_seeds())
+    return found
+
+
+def written_seeds() -> dict[str, bytes]:
+    """Artifacts from our own writer: framed gzip members (stored, text and zeros runs) and zstd frames."""
+    import os
+    import tempfile
+
+    from pyupdate_artifact.compress import by_id
+    from pyupdate_artifact.defaults import rootfs_payload
+    from pyupdate_artifact.writer import ArtifactSpec, write_artifact
+
+    found = {}
+    with tempfile.TemporaryDirectory() as folder:
+        image = Path(folder, "rootfs.ext4")
+        # 64 KiB segments of each kind, so the gzip block has stored and deflated members
+        image.write_bytes(os.urandom(1 << 16) + bytes(1 << 16) + b"line of text\n" * 5000)
+        for compression in ("gzip", "zstd"):
+            out = Path(folder, f"{compression}.mender")
+            spec = ArtifactSpec(
+                name="release-1",
+                device_types=("qemux86-64",),
+                payload=rootfs_payload(image, "release-1"),
+                compression=by_id(compression),
+            )
+            write_artifact(out, spec)
+            found[f"written.{compression}"] = out.read_bytes()
     return found
 
 
