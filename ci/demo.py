@@ -61,6 +61,7 @@ def main() -> int:
     strategy = None
     try:
         say(f"pyupdate-server serving on {server.url} (SQLite in {server.data_dir})")
+        say(f"  web UI while the demo runs: {server.url}/ui/ ({fleet.ADMIN[0]} / {fleet.ADMIN[1]})")
         mgmt = fleet.Management(server.url)
         forwards = {images.SERVER_GUEST_PORT: server.port}
         power = QemuDriver(

@@ -20,6 +20,7 @@ _TOOLS = {
     "peers": ("mender-artifact", "mender", "mender-cli"),
     "uboot": ("fw_setenv", "fw_printenv", "mkimage", "mkenvimage"),
     "qemu": ("qemu-system-x86_64",),
+    "browser": ("chromium", "chromedriver"),
 }
 
 
@@ -42,6 +43,6 @@ def require(marker: str) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("root", "peers", "uboot", "qemu"):
+    for marker in ("root", "peers", "uboot", "qemu", "browser"):
         if item.get_closest_marker(marker) is not None:
             require(marker)

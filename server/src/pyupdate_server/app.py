@@ -30,6 +30,7 @@ from pyupdate_server.services.links import LinkSigner
 from pyupdate_server.settings import Settings
 from pyupdate_server.state import ServerState
 from pyupdate_server.storage.local import LocalBlobStore
+from pyupdate_server.web import mount_ui
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     def metrics() -> Response:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    mount_ui(app)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 

@@ -1,0 +1,319 @@
+// pyupdate web UI: one page over the management API (docs/management-api.md).
+// The user's JWT lives in sessionStorage; every value from the server is shown with
+// textContent, never parsed as HTML.
+"use strict";
+
+const API = {
+  login: "/api/management/v1/useradm/auth/login",
+  devices: "/api/management/v2/devauth/devices",
+  inventory: "/api/management/v1/inventory/devices",
+  artifacts: "/api/management/v1/deployments/artifacts",
+  deployments: "/api/management/v1/deployments/deployments",
+};
+const VIEWS = ["devices", "artifacts", "deployments"];
+const REFRESH_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+let refreshTimer = null;
+let openDeployment = null;
+
+// --- plumbing ------------------------------------------------------------------
+function token() { return sessionStorage.getItem("pyupdate-token"); }
+
+function say(text, isError = false) {
+  const box = $("message");
+  box.textContent = text;
+  box.className = isError ? "error" : "";
+  box.hidden = !text;
+}
+
+class ApiError extends Error {}
+
+async function api(method, path, { json, body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (token()) init.headers.Authorization = `Bearer ${token()}`;
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401 && path !== API.login) {
+    logout("Your session has ended: log in again.");
+    throw new ApiError("not logged in");
+  }
+  if (!response.ok) throw new ApiError(await errorText(response));
+  const type = response.headers.get("Content-Type") || "";
+  if (response.status === 204) return null;
+  return type.includes("json") ? response.json() : response.text();
+}
+
+async function errorText(response) {
+  try {
+    const doc = await response.json();
+    if (doc && doc.error) return doc.error;
+  } catch (_) { /* not JSON */ }
+  return `${response.status} ${response.statusText}`;
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+function button(parent, label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try { await onClick(); } catch (err) { if (!(err instanceof ApiError && err.message === "not logged in")) say(err.message, true); }
+    finally { b.disabled = false; }
+  });
+  parent.appendChild(b);
+  return b;
+}
+
+function when(ts) { return ts ? ts.replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC") : ""; }
+
+function mib(bytes) { return `${(bytes / 1048576).toFixed(1)} MiB`; }
+
+// --- login ---------------------------------------------------------------------
+async function login(event) {
+  event.preventDefault();
+  const form = event.target;
+  const basic = btoa(`${form.email.value}:${form.password.value}`);
+  try {
+    const jwt = await api("POST", API.login, { headers: { Authorization: `Basic ${basic}` } });
+    sessionStorage.setItem("pyupdate-token", jwt.trim());
+    form.reset();
+    say("");
+    route();
+  } catch (err) {
+    say(`Login failed: ${err.message}`, true);
+  }
+}
+
+function logout(text = "") {
+  sessionStorage.removeItem("pyupdate-token");
+  route();
+  say(text, Boolean(text));
+}
+
+// --- devices -------------------------------------------------------------------
+async function showDevices() {
+  const status = $("device-status").value;
+  const query = `?per_page=500${status ? `&status=${encodeURIComponent(status)}` : ""}`;
+  const [devices, inventory] = await Promise.all([
+    api("GET", API.devices + query),
+    api("GET", `${API.inventory}?per_page=500`),
+  ]);
+  const attrs = {};
+  for (const item of inventory) {
+    attrs[item.id] = Object.fromEntries(item.attributes.map((a) => [a.name, a.value]));
+  }
+  const rows = $("device-rows");
+  rows.replaceChildren();
+  for (const device of devices) {
+    const row = document.createElement("tr");
+    row.dataset.id = device.id;
+    const seen = attrs[device.id] || {};
+    cell(row, device.id, "id");
+    cell(row, Object.entries(device.identity_data).map(([k, v]) => `${k}=${v}`).join(", "));
+    cell(row, device.status, `status-${device.status}`);
+    cell(row, seen.device_type);
+    cell(row, seen.artifact_name);
+    cell(row, when(device.updated_ts));
+    const actions = cell(row, "");
+    const authSet = device.auth_sets[device.auth_sets.length - 1];
+    if (authSet && device.status !== "decommissioned") {
+      const setStatus = (next) => async () => {
+        await api("PUT", `${API.devices}/${device.id}/auth/${authSet.id}/status`, { json: { status: next } });
+        say(`Device ${device.id} ${next}.`);
+        await showDevices();
+      };
+      if (authSet.status !== "accepted") button(actions, "Accept", setStatus("accepted"));
+      if (authSet.status !== "rejected") button(actions, "Reject", setStatus("rejected"));
+    }
+    rows.appendChild(row);
+  }
+}
+
+// --- artifacts -----------------------------------------------------------------
+async function showArtifacts() {
+  const artifacts = await api("GET", API.artifacts);
+  const rows = $("artifact-rows");
+  rows.replaceChildren();
+  for (const artifact of artifacts) {
+    const row = document.createElement("tr");
+    row.dataset.name = artifact.name;
+    cell(row, artifact.name);
+    cell(row, artifact.device_types_compatible.join(", "));
+    cell(row, artifact.updates.map((u) => u.type_info.type || "bootstrap").join(", "));
+    cell(row, artifact.signed ? "yes" : "no");
+    cell(row, mib(artifact.size));
+    cell(row, when(artifact.modified));
+    button(cell(row, ""), "Delete", async () => {
+      if (!confirm(`Delete artifact ${artifact.name}?`)) return;
+      await api("DELETE", `${API.artifacts}/${artifact.id}`);
+      say(`Artifact ${artifact.name} deleted.`);
+      await showArtifacts();
+    });
+    rows.appendChild(row);
+  }
+}
+
+function upload(event) {
+  event.preventDefault();
+  const form = event.target;
+  const file = form.artifact.files[0];
+  if (!file) return;
+  const data = new FormData();
+  data.append("description", form.description.value);
+  data.append("size", String(file.size));
+  data.append("artifact", file);  // last: the server streams it
+  // XMLHttpRequest, not fetch: it reports upload progress for big rootfs artifacts
+  const request = new XMLHttpRequest();
+  const bar = $("upload-progress");
+  bar.hidden = false;
+  bar.value = 0;
+  request.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; };
+  request.onload = async () => {
+    bar.hidden = true;
+    if (request.status === 201) {
+      say(`Uploaded ${file.name}.`);
+      form.reset();
+      await showArtifacts();
+    } else {
+      let text = `${request.status} ${request.statusText}`;
+      try { text = JSON.parse(request.responseText).error || text; } catch (_) { /* not JSON */ }
+      say(`Upload failed: ${text}`, true);
+    }
+  };
+  request.onerror = () => { bar.hidden = true; say("Upload failed: the connection broke.", true); };
+  request.open("POST", API.artifacts);
+  request.setRequestHeader("Authorization", `Bearer ${token()}`);
+  request.send(data);
+}
+
+// --- deployments ---------------------------------------------------------------
+async function showDeployments() {
+  const [deployments, artifacts, devices] = await Promise.all([
+    api("GET", `${API.deployments}?per_page=100`),
+    api("GET", API.artifacts),
+    api("GET", `${API.devices}?status=accepted&per_page=500`),
+  ]);
+  fillSelect($("deploy-artifact"), [...new Set(artifacts.map((a) => a.name))].map((n) => [n, n]));
+  fillSelect($("deploy-target"), [["all", "all accepted devices"],
+    ...devices.map((d) => [d.id, `${d.id} (${Object.values(d.identity_data).join(", ")})`])]);
+  const rows = $("deployment-rows");
+  rows.replaceChildren();
+  for (const dep of deployments) {
+    const row = document.createElement("tr");
+    row.dataset.id = dep.id;
+    cell(row, dep.name);
+    cell(row, dep.artifact_name);
+    cell(row, when(dep.created));
+    cell(row, dep.aborted ? "aborted" : dep.status, `status-${dep.aborted ? "aborted" : dep.status}`);
+    cell(row, Object.entries(dep.statistics).filter(([, n]) => n).map(([s, n]) => `${s}: ${n}`).join(", "));
+    const actions = cell(row, "");
+    button(actions, "Details", () => showDeployment(dep));
+    if (dep.status !== "finished") {
+      button(actions, "Abort", async () => {
+        await api("PUT", `${API.deployments}/${dep.id}/status`, { json: { status: "aborted" } });
+        say(`Deployment ${dep.name} aborted.`);
+        await showDeployments();
+      });
+    }
+    rows.appendChild(row);
+  }
+  if (openDeployment) await showDeployment(openDeployment, false);
+}
+
+function fillSelect(select, options) {
+  const keep = select.value;
+  select.replaceChildren(...options.map(([value, label]) => {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = label;
+    return option;
+  }));
+  if (options.some(([value]) => value === keep)) select.value = keep;
+}
+
+async function showDeployment(dep, resetLog = true) {
+  openDeployment = dep;
+  const devices = await api("GET", `${API.deployments}/${dep.id}/devices`);
+  $("deployment-detail").hidden = false;
+  $("detail-title").textContent = `${dep.name}: ${dep.artifact_name}`;
+  if (resetLog) $("detail-log").hidden = true;
+  const rows = $("detail-rows");
+  rows.replaceChildren();
+  for (const device of devices) {
+    const row = document.createElement("tr");
+    row.dataset.id = device.id;
+    cell(row, device.id, "id");
+    cell(row, device.substate ? `${device.status} (${device.substate})` : device.status, `status-${device.status}`);
+    cell(row, device.attempts);
+    const logCell = cell(row, "");
+    if (device.log) {
+      button(logCell, "Show log", async () => {
+        const text = await api("GET", `${API.deployments}/${dep.id}/devices/${device.id}/log`);
+        const pre = $("detail-log");
+        pre.textContent = text;
+        pre.hidden = false;
+      });
+    }
+    rows.appendChild(row);
+  }
+}
+
+async function deploy(event) {
+  event.preventDefault();
+  const form = event.target;
+  const target = form.target.value;
+  const body = { name: form.name.value, artifact_name: form.artifact_name.value };
+  if (target === "all") body.all_devices = true;
+  else body.devices = [target];
+  try {
+    await api("POST", API.deployments, { json: body });
+    say(`Deployment ${body.name} created.`);
+    form.name.value = "";
+    await showDeployments();
+  } catch (err) {
+    say(`Deployment failed: ${err.message}`, true);
+  }
+}
+
+// --- routing -------------------------------------------------------------------
+const SHOW = { devices: showDevices, artifacts: showArtifacts, deployments: showDeployments };
+
+async function route() {
+  clearTimeout(refreshTimer);
+  const loggedIn = Boolean(token());
+  $("nav").hidden = !loggedIn;
+  $("login").hidden = loggedIn;
+  const view = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "devices";
+  for (const name of VIEWS) $(name).hidden = !loggedIn || name !== view;
+  for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === view);
+  if (!loggedIn) return;
+  if (view !== "deployments") openDeployment = null;
+  try {
+    await SHOW[view]();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.message === "not logged in")) say(err.message, true);
+  }
+  if (token()) refreshTimer = setTimeout(route, REFRESH_MS);
+}
+
+$("login-form").addEventListener("submit", login);
+$("upload-form").addEventListener("submit", upload);
+$("deploy-form").addEventListener("submit", deploy);
+$("device-status").addEventListener("change", route);
+$("logout").addEventListener("click", () => logout());
+window.addEventListener("hashchange", () => { say(""); route(); });
+route();
