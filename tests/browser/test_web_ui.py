@@ -164,6 +164,10 @@ def test_admit_upload_deploy_and_watch_the_report(
         "the device accepted",
         lambda d: "accepted" in (row_text(d, "device-rows", "id", device_id) or ""),
     )
+    total = len(server.api.get("/api/management/v2/devauth/devices").json())
+    assert browser.find_element(By.ID, "device-count").text == (
+        f"{total} device{'' if total == 1 else 's'}"
+    )
     assert device.authenticate() == 200
     provides = {"device_type": "qemux86-64", "artifact_name": "release-1"}
     inventory = [{"name": k, "value": v} for k, v in provides.items()]

@@ -31,7 +31,7 @@ class ApiError extends Error {}
 
 async function api(method, path, { json, body, headers = {} } = {}) {
   const init = { method, headers: { ...headers } };
-  if (token()) init.headers.Authorization = `Bearer ${token()}`;
+  if (token() && !init.headers.Authorization) init.headers.Authorization = `Bearer ${token()}`;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -108,10 +108,14 @@ function logout(text = "") {
 async function showDevices() {
   const status = $("device-status").value;
   const query = `?per_page=500${status ? `&status=${encodeURIComponent(status)}` : ""}`;
-  const [devices, inventory] = await Promise.all([
+  const [devices, inventory, total] = await Promise.all([
     api("GET", API.devices + query),
     api("GET", `${API.inventory}?per_page=500`),
+    api("GET", `${API.devices}/count${status ? `?status=${encodeURIComponent(status)}` : ""}`),
   ]);
+  const counted = `${total.count} device${total.count === 1 ? "" : "s"}`;
+  $("device-count").textContent = total.count > devices.length
+    ? `${counted}, the first ${devices.length} shown` : counted;
   const attrs = {};
   for (const item of inventory) {
     attrs[item.id] = Object.fromEntries(item.attributes.map((a) => [a.name, a.value]));
