@@ -289,3 +289,84 @@ def test_markup_from_a_device_is_shown_as_text(server: Server, browser: webdrive
     assert not browser.find_elements(By.CSS_SELECTOR, "#device-rows img")
     headers = httpx.get(f"{server.url}/ui/", timeout=30).headers
     assert headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def accepted_device(server: Server, mac: str) -> tuple[Device, str]:
+    """A device admitted over the management API, with its inventory sent."""
+    device = Device(server, {"mac": mac})
+    assert device.authenticate() == 401
+    device_id = device_id_by_identity(server, device.identity)
+    found = server.api.get(f"/api/management/v2/devauth/devices/{device_id}").json()
+    auth_id = found["auth_sets"][-1]["id"]
+    r = server.api.put(
+        f"/api/management/v2/devauth/devices/{device_id}/auth/{auth_id}/status",
+        json={"status": "accepted"},
+    )
+    assert r.status_code == 204, r.text
+    assert device.authenticate() == 200
+    inventory = [{"name": "device_type", "value": "qemux86-64"}]
+    assert device.call("PUT", INVENTORY, inventory).status_code == 200
+    return device, device_id
+
+
+def answer_dialog(driver: webdriver.Chrome, text: str | None = None) -> None:
+    alert = WebDriverWait(driver, WAIT).until(lambda d: d.switch_to.alert)
+    if text is not None:
+        alert.send_keys(text)
+    alert.accept()
+
+
+def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_refused(
+    server: Server, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    _, canary = accepted_device(server, "02:00:00:00:0b:01")
+    other, other_id = accepted_device(server, "02:00:00:00:0b:02")
+    server.upload(write_test_artifact(tmp_path / "app-3.mender", "app-3"))
+    log_in(browser, server)
+
+    wait_until(
+        browser, "the Group button", lambda d: click_in_row(d, "device-rows", "id", canary, "Group")
+    )
+    answer_dialog(browser, "canary")
+    wait_until(
+        browser,
+        "the group in the row",
+        lambda d: "canary" in (row_text(d, "device-rows", "id", canary) or ""),
+    )
+
+    browser.find_element(By.CSS_SELECTOR, "a[data-view=deployments]").click()
+    wait_until(
+        browser,
+        "the group among the targets",
+        lambda d: any(
+            o.get_attribute("value") == "group:canary"
+            for o in d.find_elements(By.CSS_SELECTOR, "#deploy-target option")
+        ),
+    )
+    form = browser.find_element(By.ID, "deploy-form")
+    form.find_element(By.NAME, "name").send_keys("canary app-3")
+    Select(browser.find_element(By.ID, "deploy-artifact")).select_by_value("app-3")
+    Select(browser.find_element(By.ID, "deploy-target")).select_by_value("group:canary")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until(
+        browser,
+        "the created message",
+        lambda d: "canary app-3 created" in d.find_element(By.ID, "message").text,
+    )
+    deployments = server.api.get("/api/management/v1/deployments/deployments").json()
+    dep = next(d for d in deployments if d["name"] == "canary app-3")
+    assert server.device_statuses(dep["id"]) == {canary: "pending"}
+
+    browser.find_element(By.CSS_SELECTOR, "a[data-view=devices]").click()
+    wait_until(
+        browser,
+        "the Decommission button",
+        lambda d: click_in_row(d, "device-rows", "id", other_id, "Decommission"),
+    )
+    answer_dialog(browser)
+    wait_until(
+        browser,
+        "the device decommissioned",
+        lambda d: "decommissioned" in (row_text(d, "device-rows", "id", other_id) or ""),
+    )
+    assert other.authenticate() == 401

@@ -7,6 +7,7 @@ const API = {
   login: "/api/management/v1/useradm/auth/login",
   devices: "/api/management/v2/devauth/devices",
   inventory: "/api/management/v1/inventory/devices",
+  groups: "/api/management/v1/inventory/groups",
   artifacts: "/api/management/v1/deployments/artifacts",
   deployments: "/api/management/v1/deployments/deployments",
 };
@@ -131,6 +132,7 @@ async function showDevices() {
     cell(row, device.status, `status-${device.status}`);
     cell(row, seen.device_type);
     cell(row, seen.artifact_name);
+    cell(row, seen.group);
     cell(row, when(device.updated_ts));
     const actions = cell(row, "");
     const authSet = device.auth_sets[device.auth_sets.length - 1];
@@ -143,8 +145,30 @@ async function showDevices() {
       if (authSet.status !== "accepted") button(actions, "Accept", setStatus("accepted"));
       if (authSet.status !== "rejected") button(actions, "Reject", setStatus("rejected"));
     }
+    if (device.status === "accepted") button(actions, "Group", () => setGroup(device.id, seen.group));
+    if (device.status !== "decommissioned") {
+      button(actions, "Decommission", async () => {
+        if (!confirm(`Decommission device ${device.id}? It is refused from then on.`)) return;
+        await api("DELETE", `${API.devices}/${device.id}`);
+        say(`Device ${device.id} decommissioned.`);
+        await showDevices();
+      });
+    }
     rows.appendChild(row);
   }
+}
+
+async function setGroup(deviceId, current) {
+  const name = prompt(`Static group for device ${deviceId} (empty: none)`, current || "");
+  if (name === null) return;
+  if (name.trim()) {
+    await api("PUT", `${API.inventory}/${deviceId}/group`, { json: { group: name.trim() } });
+    say(`Device ${deviceId} is in group ${name.trim()}.`);
+  } else if (current) {
+    await api("DELETE", `${API.inventory}/${deviceId}/group/${encodeURIComponent(current)}`);
+    say(`Device ${deviceId} left group ${current}.`);
+  }
+  await showDevices();
 }
 
 // --- artifacts -----------------------------------------------------------------
@@ -206,13 +230,15 @@ function upload(event) {
 
 // --- deployments ---------------------------------------------------------------
 async function showDeployments() {
-  const [deployments, artifacts, devices] = await Promise.all([
+  const [deployments, artifacts, devices, groups] = await Promise.all([
     api("GET", `${API.deployments}?per_page=100`),
     api("GET", API.artifacts),
     api("GET", `${API.devices}?status=accepted&per_page=500`),
+    api("GET", API.groups),
   ]);
   fillSelect($("deploy-artifact"), [...new Set(artifacts.map((a) => a.name))].map((n) => [n, n]));
   fillSelect($("deploy-target"), [["all", "all accepted devices"],
+    ...groups.map((g) => [`group:${g}`, `group ${g}`]),
     ...devices.map((d) => [d.id, `${d.id} (${Object.values(d.identity_data).join(", ")})`])]);
   const rows = $("deployment-rows");
   rows.replaceChildren();
@@ -281,10 +307,12 @@ async function deploy(event) {
   const form = event.target;
   const target = form.target.value;
   const body = { name: form.name.value, artifact_name: form.artifact_name.value };
+  let path = API.deployments;
   if (target === "all") body.all_devices = true;
+  else if (target.startsWith("group:")) path = `${API.deployments}/group/${encodeURIComponent(target.slice(6))}`;
   else body.devices = [target];
   try {
-    await api("POST", API.deployments, { json: body });
+    await api("POST", path, { json: body });
     say(`Deployment ${body.name} created.`);
     form.name.value = "";
     await showDeployments();
