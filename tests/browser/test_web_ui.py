@@ -31,6 +31,7 @@ pytestmark = pytest.mark.browser
 AUTH = "/api/devices/v1/authentication/auth_requests"
 NEXT = "/api/devices/v2/deployments/device/deployments/next"
 STATUS = "/api/devices/v1/deployments/device/deployments/{}/status"
+LOG = "/api/devices/v1/deployments/device/deployments/{}/log"
 INVENTORY = "/api/devices/v1/inventory/device/attributes"
 WAIT = 30
 
@@ -319,7 +320,7 @@ def answer_dialog(driver: webdriver.Chrome, text: str | None = None) -> None:
 def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_refused(
     server: Server, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
-    _, canary = accepted_device(server, "02:00:00:00:0b:01")
+    canary_device, canary = accepted_device(server, "02:00:00:00:0b:01")
     other, other_id = accepted_device(server, "02:00:00:00:0b:02")
     server.upload(write_test_artifact(tmp_path / "app-3.mender", "app-3"))
     log_in(browser, server)
@@ -356,6 +357,38 @@ def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_r
     deployments = server.api.get("/api/management/v1/deployments/deployments").json()
     dep = next(d for d in deployments if d["name"] == "canary app-3")
     assert server.device_statuses(dep["id"]) == {canary: "pending"}
+
+    # the canary fails and sends its log, as the agent does: the UI shows both
+    provides = {"device_type": "qemux86-64", "artifact_name": "release-1"}
+    assert canary_device.call("POST", NEXT, {"device_provides": provides}).status_code == 200
+    assert (
+        canary_device.call("PUT", STATUS.format(dep["id"]), {"status": "failure"}).status_code
+        == 204
+    )
+    line = {
+        "timestamp": "2026-12-03T10:00:00Z",
+        "level": "error",
+        "message": "ArtifactInstall: disk full",
+    }
+    r = canary_device.call(
+        "PUT", STATUS.format(dep["id"])[: -len("status")] + "log", {"messages": [line]}
+    )
+    assert r.status_code == 204, r.text
+    wait_until(
+        browser,
+        "the Details button",
+        lambda d: click_in_row(d, "deployment-rows", "id", dep["id"], "Details"),
+    )
+    wait_until(
+        browser,
+        "the Show log button",
+        lambda d: click_in_row(d, "detail-rows", "id", canary, "Show log"),
+    )
+    log = wait_until(
+        browser, "the device's log", lambda d: d.find_element(By.ID, "detail-log").text
+    )
+    assert "ArtifactInstall: disk full" in str(log)
+    assert "failure" in (row_text(browser, "detail-rows", "id", canary) or "")
 
     browser.find_element(By.CSS_SELECTOR, "a[data-view=devices]").click()
     wait_until(

@@ -79,6 +79,18 @@ function button(parent, label, onClick) {
   return b;
 }
 
+// One <tr> per item, keyed by `key` (the tests and the refresh find rows by it).
+function fillRows(tbodyId, items, key, fill) {
+  const rows = $(tbodyId);
+  rows.replaceChildren();
+  for (const item of items) {
+    const row = document.createElement("tr");
+    row.dataset[key] = item[key];
+    fill(row, item);
+    rows.appendChild(row);
+  }
+}
+
 function when(ts) { return ts ? ts.replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC") : ""; }
 
 function mib(bytes) { return `${(bytes / 1048576).toFixed(1)} MiB`; }
@@ -121,11 +133,7 @@ async function showDevices() {
   for (const item of inventory) {
     attrs[item.id] = Object.fromEntries(item.attributes.map((a) => [a.name, a.value]));
   }
-  const rows = $("device-rows");
-  rows.replaceChildren();
-  for (const device of devices) {
-    const row = document.createElement("tr");
-    row.dataset.id = device.id;
+  fillRows("device-rows", devices, "id", (row, device) => {
     const seen = attrs[device.id] || {};
     cell(row, device.id, "id");
     cell(row, Object.entries(device.identity_data).map(([k, v]) => `${k}=${v}`).join(", "));
@@ -154,8 +162,7 @@ async function showDevices() {
         await showDevices();
       });
     }
-    rows.appendChild(row);
-  }
+  });
 }
 
 async function setGroup(deviceId, current) {
@@ -174,11 +181,7 @@ async function setGroup(deviceId, current) {
 // --- artifacts -----------------------------------------------------------------
 async function showArtifacts() {
   const artifacts = await api("GET", API.artifacts);
-  const rows = $("artifact-rows");
-  rows.replaceChildren();
-  for (const artifact of artifacts) {
-    const row = document.createElement("tr");
-    row.dataset.name = artifact.name;
+  fillRows("artifact-rows", artifacts, "name", (row, artifact) => {
     cell(row, artifact.name);
     cell(row, artifact.device_types_compatible.join(", "));
     cell(row, artifact.updates.map((u) => u.type_info.type || "bootstrap").join(", "));
@@ -191,8 +194,7 @@ async function showArtifacts() {
       say(`Artifact ${artifact.name} deleted.`);
       await showArtifacts();
     });
-    rows.appendChild(row);
-  }
+  });
 }
 
 function upload(event) {
@@ -240,11 +242,7 @@ async function showDeployments() {
   fillSelect($("deploy-target"), [["all", "all accepted devices"],
     ...groups.map((g) => [`group:${g}`, `group ${g}`]),
     ...devices.map((d) => [d.id, `${d.id} (${Object.values(d.identity_data).join(", ")})`])]);
-  const rows = $("deployment-rows");
-  rows.replaceChildren();
-  for (const dep of deployments) {
-    const row = document.createElement("tr");
-    row.dataset.id = dep.id;
+  fillRows("deployment-rows", deployments, "id", (row, dep) => {
     cell(row, dep.name);
     cell(row, dep.artifact_name);
     cell(row, when(dep.created));
@@ -259,8 +257,7 @@ async function showDeployments() {
         await showDeployments();
       });
     }
-    rows.appendChild(row);
-  }
+  });
   if (openDeployment) await showDeployment(openDeployment, false);
 }
 
@@ -281,11 +278,7 @@ async function showDeployment(dep, resetLog = true) {
   $("deployment-detail").hidden = false;
   $("detail-title").textContent = `${dep.name}: ${dep.artifact_name}`;
   if (resetLog) $("detail-log").hidden = true;
-  const rows = $("detail-rows");
-  rows.replaceChildren();
-  for (const device of devices) {
-    const row = document.createElement("tr");
-    row.dataset.id = device.id;
+  fillRows("detail-rows", devices, "id", (row, device) => {
     cell(row, device.id, "id");
     cell(row, device.substate ? `${device.status} (${device.substate})` : device.status, `status-${device.status}`);
     cell(row, device.attempts);
@@ -298,8 +291,7 @@ async function showDeployment(dep, resetLog = true) {
         pre.hidden = false;
       });
     }
-    rows.appendChild(row);
-  }
+  });
 }
 
 async function deploy(event) {
