@@ -370,9 +370,7 @@ def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_r
         "level": "error",
         "message": "ArtifactInstall: disk full",
     }
-    r = canary_device.call(
-        "PUT", STATUS.format(dep["id"])[: -len("status")] + "log", {"messages": [line]}
-    )
+    r = canary_device.call("PUT", LOG.format(dep["id"]), {"messages": [line]})
     assert r.status_code == 204, r.text
     wait_until(
         browser,
