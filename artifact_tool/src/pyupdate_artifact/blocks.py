@@ -39,8 +39,8 @@ class ParallelBlocks:
         self._held += len(data)
         if self._held < self.block:
             return
-        # The tar header puts every input chunk 512 bytes off the block grid: one
-        # join per block and views into it, not three copies through a bytearray.
+        # Only pieces off the grid get here (the writer's first block, behind the
+        # 512-byte tar header, and file tails): one join and views into it.
         joined = memoryview(b"".join(self._pieces))
         whole = self._held - self._held % self.block
         for start in range(0, whole, self.block):

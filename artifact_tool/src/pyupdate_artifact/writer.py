@@ -66,7 +66,7 @@ class ArtifactSpec:
 class _Hasher:
     """sha256 on its own thread, fed in order through a small queue."""
 
-    def __init__(self, depth: int = 8) -> None:
+    def __init__(self, depth: int) -> None:
         self._digest = hashlib.sha256()
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
