@@ -14,16 +14,15 @@ import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from pyupdate_artifact import crypto
+from pyupdate_artifact.errors import KeyFileError
 
 from ..errors import AgentError
 
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-# cryptography is imported inside the functions that sign: it costs ~10 MB of RSS,
-# and the daemon signs only when it authenticates (through keytool.py, in a child
-# process), so an idle daemon never loads it.
+# The key is used through pyupdate_artifact.crypto, which picks `cryptography` when
+# installed and libcrypto through ctypes otherwise (a device needs no Rust to build).
+# It is loaded only by keytool.py, in a child process, when the daemon authenticates.
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +36,44 @@ class IdentityError(AgentError):
     """The device key, identity script or inventory cannot be produced."""
 
 
+# DeviceKeyType -> the crypto backend's name for it
+_KINDS: dict[str, crypto.GenerateKind] = {"rsa": "rsa", "ecdsa": "ec", "ed25519": "ed25519"}
+RSA_BITS = 3072  # mender 3.4's default
+
+
 class DeviceKey:
     """The device's private key and the auth-request signature its type calls for."""
 
-    def __init__(
-        self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-    ):
+    def __init__(self, key: crypto.PrivateKey):
         self._key = key
 
     @classmethod
-    def load_or_create(cls, path: Path, kind: str = "rsa") -> DeviceKey:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
+    def load_or_create(cls, path: Path, kind: str = "rsa", backend: str | None = None) -> DeviceKey:
+        """`backend` forces one crypto backend (crypto.NAMES); by default crypto.backend() picks."""
+        try:
+            chosen = crypto.backend(backend)
+        except KeyFileError as err:
+            raise IdentityError(f"{path}: {err}") from None
         if path.exists():
             try:
-                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            except (OSError, ValueError, TypeError) as err:
+                key = chosen.load_private(path.read_bytes())
+            except OSError as err:
+                raise IdentityError(
+                    f"{path}: cannot load the device key ({err.strerror})"
+                ) from None
+            except KeyFileError as err:
                 raise IdentityError(f"{path}: cannot load the device key ({err})") from None
-            if not isinstance(
-                key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-            ):
+            if key.kind not in ("rsa", "ec", "ed25519"):
                 raise IdentityError(f"{path}: unsupported device key type")
             return cls(key)
-        new, pem = _generate(kind)
+        if kind not in _KINDS:
+            raise IdentityError(f"DeviceKeyType: {kind!r} is not one of rsa, ecdsa, ed25519")
+        try:
+            new = chosen.generate(_KINDS[kind], RSA_BITS)
+            # PKCS#1 (RSA), SEC1 (EC), PKCS#8 (Ed25519): what mender writes
+            pem = new.pem()
+        except KeyFileError as err:
+            raise IdentityError(f"{path}: cannot generate the device key ({err})") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -74,48 +87,11 @@ class DeviceKey:
         return cls(new)
 
     def public_pem(self) -> str:
-        from cryptography.hazmat.primitives import serialization
-
-        return (
-            self._key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
+        return self._key.public_key().pem().decode()
 
     def sign(self, body: bytes) -> str:
         """X-MEN-Signature: RSA PKCS#1 v1.5, ECDSA DER, Ed25519 pure; all over the raw body."""
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
-        key = self._key
-        if isinstance(key, rsa.RSAPrivateKey):
-            raw = key.sign(body, padding.PKCS1v15(), hashes.SHA256())
-        elif isinstance(key, ec.EllipticCurvePrivateKey):
-            raw = key.sign(body, ec.ECDSA(hashes.SHA256()))
-        else:
-            raw = key.sign(body)
-        return base64.b64encode(raw).decode()
-
-
-def _generate(kind: str) -> tuple[object, bytes]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    if kind == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-        fmt = serialization.PrivateFormat.TraditionalOpenSSL  # PKCS#1, as mender writes
-    elif kind == "ecdsa":
-        key = ec.generate_private_key(ec.SECP256R1())
-        fmt = serialization.PrivateFormat.TraditionalOpenSSL  # SEC1
-    elif kind == "ed25519":
-        key = ed25519.Ed25519PrivateKey.generate()
-        fmt = serialization.PrivateFormat.PKCS8
-    else:
-        raise IdentityError(f"DeviceKeyType: {kind!r} is not one of rsa, ecdsa, ed25519")
-    pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-    return key, pem
+        return base64.b64encode(self._key.sign(body)).decode()
 
 
 def parse_key_values(text: str, source: str) -> dict[str, str | list[str]]:

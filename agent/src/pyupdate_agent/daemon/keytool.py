@@ -1,10 +1,12 @@
-"""The device key in a child process: the daemon never loads cryptography itself.
+"""The device key in a child process: the daemon never loads a crypto backend itself.
 
 `python -m pyupdate_agent.daemon.keytool KEYFILE KIND` loads (or creates) the key
 and answers one JSON object on stdout: `{"pubkey": PEM}` when stdin is empty,
 `{"pubkey": PEM, "signature": base64}` over the stdin bytes otherwise. An auth
 request is rare (once per token lifetime), so a ~0.2 s child beats ~10 MB of
-resident crypto code in a daemon that idles for weeks (bench/agent.py).
+resident crypto code in a daemon that idles for weeks (bench/agent.py). The
+child inherits PYUPDATE_CRYPTO_BACKEND, so the backend is chosen where every
+other key user chooses it: pyupdate_artifact.crypto.backend().
 """
 
 from __future__ import annotations
