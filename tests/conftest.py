@@ -46,3 +46,41 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in ("root", "peers", "uboot", "qemu", "browser"):
         if item.get_closest_marker(marker) is not None:
             require(marker)
+
+
+# -- the two crypto backends (pyupdate_artifact.crypto) -----------------------------
+CRYPTO_BACKENDS = ("cryptography", "openssl")
+
+# Makes `cryptography` unimportable in a child Python, as on a device built without it.
+_BLOCK_CRYPTOGRAPHY = """
+import sys
+
+
+class _NoCryptography:
+    def find_spec(self, name, path=None, target=None):
+        if name == "cryptography" or name.startswith("cryptography."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
+
+
+sys.meta_path.insert(0, _NoCryptography())
+"""
+
+
+@pytest.fixture(params=CRYPTO_BACKENDS)
+def crypto_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once per backend, forced through the environment (child processes
+    such as keytool inherit it)."""
+    monkeypatch.setenv("PYUPDATE_CRYPTO_BACKEND", request.param)
+    return str(request.param)
+
+
+@pytest.fixture
+def without_cryptography(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment whose Python children cannot import cryptography (a sitecustomize
+    on PYTHONPATH blocks it) and choose their backend themselves."""
+    folder = tmp_path_factory.mktemp("no-cryptography")
+    (folder / "sitecustomize.py").write_text(_BLOCK_CRYPTOGRAPHY)
+    env = {k: v for k, v in os.environ.items() if k != "PYUPDATE_CRYPTO_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), env.get("PYTHONPATH")]))
+    return env

@@ -136,6 +136,7 @@ def test_corrupted_manifest_line_fails_the_header_checksum(cli, tmp_path: Path):
 
 
 # --- signatures -----------------------------------------------------------------------
+@pytest.mark.usefixtures("crypto_backend")  # both backends, same one line
 def test_wrong_key(cli, tmp_path: Path, written: Path, keys):
     _check(
         cli, tmp_path, written.read_bytes(), 5, "does not verify", "-k", keys["rsa-other"].public
@@ -143,6 +144,7 @@ def test_wrong_key(cli, tmp_path: Path, written: Path, keys):
     _check(cli, tmp_path, written.read_bytes(), 5, "does not verify", "-k", keys["ec"].public)
 
 
+@pytest.mark.usefixtures("crypto_backend")  # both backends, same one line
 def test_bad_signature(cli, tmp_path: Path, keys):
     members = Parts().members()
     members.insert(2, ("manifest.sig", b"bm90IGEgc2lnbmF0dXJl"))
@@ -151,6 +153,7 @@ def test_bad_signature(cli, tmp_path: Path, keys):
     _check(cli, tmp_path, tar_bytes(members), 5, "not valid base64", "-k", keys["ec"].public)
 
 
+@pytest.mark.usefixtures("crypto_backend")  # both backends, same one line
 def test_a_signature_of_a_different_manifest(cli, tmp_path: Path, keys):
     members = Parts().members()
     other = Parts(files={"rootfs.ext4": b"other"}).members()[1][1]
@@ -495,6 +498,7 @@ def test_write_to_an_unwritable_directory(cli, tmp_path: Path, rootfs: Path):
     assert files_in(tmp_path) == {"rootfs.ext4"}
 
 
+@pytest.mark.usefixtures("crypto_backend")  # both backends, same one line
 @pytest.mark.parametrize("key", ["garbage", "public", "rsa1024", "ed25519", "missing"])
 def test_write_with_a_bad_key_leaves_no_output(cli, tmp_path: Path, rootfs: Path, keys, key: str):
     paths = {
@@ -557,6 +561,7 @@ def test_write_with_bad_meta_data_or_script_leaves_no_output(cli, tmp_path: Path
     assert files_in(tmp_path) == before
 
 
+@pytest.mark.usefixtures("crypto_backend")  # both backends, same one line
 def test_sign_failures_leave_the_artifact_untouched(cli, tmp_path: Path, written: Path, keys):
     original = written.read_bytes()
     assert_one_error_line(cli("sign", written, "-k", keys["ec"].public), 3)

@@ -1,8 +1,13 @@
-"""Signers and verifiers (sign.py): Mender's exact encoding, key formats, refusals."""
+"""Signers and verifiers (sign.py): Mender's exact encoding, key formats, refusals.
+
+Every test runs once per crypto backend (cryptography, libcrypto through ctypes);
+the expected bytes come from cryptography itself, so both meet the same vectors.
+"""
 
 from __future__ import annotations
 
 import base64
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -12,8 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from pyupdate_artifact import crypto
 from pyupdate_artifact.errors import InputError, KeyFileError, SignatureError
-from pyupdate_artifact.sign import load_signer, load_verifier, verifier_from_pem
+from pyupdate_artifact.sign import load_signer, load_verifier, signer_from_pem, verifier_from_pem
+
+pytestmark = pytest.mark.usefixtures("crypto_backend")
 
 MESSAGE = (
     b"b64e3179b9aa508d2aa57437c1e47ed505a24098bf18be3edf009510073b93d5  data/0000/rootfs.ext4\n"
@@ -184,3 +192,83 @@ def test_an_encrypted_private_key_is_named_as_such(keys, tmp_path: Path):
     )
     with pytest.raises(KeyFileError, match=r"encrypted.key: the private key is encrypted"):
         load_signer(path)
+
+
+def test_an_encrypted_traditional_key_is_named_as_such(keys, tmp_path: Path):
+    path = tmp_path / "encrypted.key"
+    path.write_bytes(
+        _private(keys["ec"].private).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,  # Proc-Type: 4,ENCRYPTED
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(KeyFileError, match=r"encrypted.key: the private key is encrypted"):
+        load_signer(path)
+    with pytest.raises(KeyFileError, match=r"encrypted.key: the private key is encrypted"):
+        load_verifier(path)
+
+
+# --- the two backends ---------------------------------------------------------------
+def test_the_forced_backend_is_the_one_used(crypto_backend: str):
+    assert crypto_backend == crypto.backend().NAME
+
+
+def test_an_unknown_backend_is_one_line(keys, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(crypto.ENV, "gnutls")
+    with pytest.raises(KeyFileError, match=r"^PYUPDATE_CRYPTO_BACKEND='gnutls' is not one of"):
+        load_signer(keys["ec"].private)
+
+
+@pytest.mark.parametrize("name", ["rsa2048", "rsa3072-pkcs8", "rsa4096", "ec", "ec-pkcs8"])
+@pytest.mark.parametrize(("signs", "verifies"), list(itertools.product(crypto.NAMES, repeat=2)))
+def test_a_signature_made_by_one_backend_verifies_with_the_other(
+    keys, name: str, signs: str, verifies: str
+):
+    signature = load_signer(keys[name].private, backend=signs).sign(MESSAGE)
+    load_verifier(keys[name].public, backend=verifies).verify(MESSAGE, signature)
+    load_verifier(keys[name].private, backend=verifies).verify(MESSAGE, signature)
+    with pytest.raises(SignatureError):
+        load_verifier(keys[name].public, backend=verifies).verify(MESSAGE + b"x", signature)
+
+
+def test_both_backends_convert_ecdsa_signatures_alike(keys):
+    # Enough signatures that some r or s has leading zero bytes (1 in 128 each)
+    backends = [crypto.backend(name) for name in crypto.NAMES]
+    key = _private(keys["ec"].private)
+    for i in range(400):
+        der = key.sign(MESSAGE + bytes([i % 256, i // 256]), ec.ECDSA(hashes.SHA256()))
+        raws = {b.ecdsa_raw(der) for b in backends}
+        assert len(raws) == 1
+        raw = raws.pop()
+        assert len(raw) == 64
+        assert {b.ecdsa_der(raw) for b in backends} == {der}
+
+
+@pytest.mark.parametrize("name", ["ec", "rsa3072"])
+def test_a_truncated_signature_is_refused(keys, name: str):
+    signature = base64.b64decode(load_signer(keys[name].private).sign(MESSAGE))
+    verifier = load_verifier(keys[name].public)
+    der = _private(keys["ec"].private).sign(MESSAGE, ec.ECDSA(hashes.SHA256()))
+    for cut in (signature[:-1], signature[:32], signature[:1], der[:-1], der[:8]):
+        with pytest.raises(SignatureError, match=r"^manifest.sig does not verify with "):
+            verifier.verify(MESSAGE, base64.b64encode(cut))
+
+
+@pytest.mark.parametrize(
+    "pem",
+    [
+        b"garbage",
+        b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+        b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 64 + b"\n-----END PRIVATE KEY-----\n",
+        b"-----BEGIN RSA PRIVATE KEY-----\n",
+        bytes(range(256)),
+    ],
+)
+def test_garbage_is_one_line_for_signer_and_verifier(pem: bytes):
+    with pytest.raises(KeyFileError) as err:
+        signer_from_pem(pem, "k.pem")
+    assert str(err.value) == "k.pem: not a PEM private key (PKCS#1, SEC1 or PKCS#8)"
+    with pytest.raises(KeyFileError) as err:
+        verifier_from_pem(pem, "k.pub")
+    assert str(err.value) == "k.pub: not a PEM public key"
