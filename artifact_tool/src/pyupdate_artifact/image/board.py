@@ -1,5 +1,7 @@
 """Board configs: one declarative file per board, checked against board.schema.json.
 
+The check is image/schema.py, which knows exactly the keywords the schema uses.
+
 Defaults live in the schema (`"default"` keys), not here, so the schema is
 the one place a porter reads. A name without a path separator or suffix
 resolves to a board shipped in `boards/`.
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BoardConfigError
+from .schema import schema_errors
 
 SCHEMA_NAME = "board.schema.json"
 BOOT_PART, SLOT_A_PART, SLOT_B_PART, DATA_PART = 1, 2, 3, 4
@@ -116,21 +119,15 @@ def load_board(name_or_path: str) -> Board:
 
 def validate(raw: Any, source: str) -> None:
     """Raise BoardConfigError naming the first bad field (dotted path)."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(raw), key=lambda e: (list(e.absolute_path), e.message))
+    errors = schema_errors(raw, _schema())
     if not errors:
         return
     err = errors[0]
-    field = ".".join(str(p) for p in err.absolute_path)
-    if err.validator == "required":
-        missing = err.message.split("'")[1] if "'" in err.message else err.message
-        field = f"{field}.{missing}" if field else missing
+    field = ".".join(str(p) for p in err.path)
+    if err.keyword == "required":
+        field = f"{field}.{err.missing}" if field else err.missing
         raise BoardConfigError(f"{source}: {field}: required field is missing")
-    if err.validator == "additionalProperties":
-        raise BoardConfigError(f"{source}: {field or '(top level)'}: {err.message}")
-    raise BoardConfigError(f"{source}: {field}: {_short(err.message)}")
+    raise BoardConfigError(f"{source}: {field or '(top level)'}: {_short(err.message)}")
 
 
 def _short(message: str) -> str:
