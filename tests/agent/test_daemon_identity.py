@@ -1,5 +1,9 @@
 """daemon/identity.py and keytool.py: the device key (0600, reused), its signatures,
-identity and inventory scripts (Mender's key=value rules and paths)."""
+identity and inventory scripts (Mender's key=value rules and paths).
+
+The key tests run once per crypto backend (cryptography, libcrypto through ctypes),
+checked by cryptography; a device without cryptography is run in a child process.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,17 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from pyupdate_agent.daemon.client import DeviceClient
 from pyupdate_agent.daemon.identity import (
     MENDER_IDENTITY,
     DeviceKey,
@@ -51,6 +60,7 @@ def _verify(public_pem: str, body: bytes, signature: str) -> None:
 # -- the device key ---------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("crypto_backend")
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_new_key_is_created_mode_0600_and_reused_on_the_next_start(
     tmp_path: Path, kind: str
@@ -75,6 +85,7 @@ def test_a_new_key_is_created_mode_0600_and_reused_on_the_next_start(
     _verify(first.public_pem(), body, again.sign(body))
 
 
+@pytest.mark.usefixtures("crypto_backend")
 def test_a_stale_tmp_file_with_another_mode_does_not_leak_into_the_key(tmp_path: Path) -> None:
     path = tmp_path / "key.pem"
     tmp = tmp_path / "key.pem.tmp"
@@ -84,6 +95,7 @@ def test_a_stale_tmp_file_with_another_mode_does_not_leak_into_the_key(tmp_path:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@pytest.mark.usefixtures("crypto_backend")
 def test_an_unreadable_key_is_an_identity_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "key.pem"
     path.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
@@ -91,12 +103,14 @@ def test_an_unreadable_key_is_an_identity_error_naming_the_file(tmp_path: Path) 
         DeviceKey.load_or_create(path, "rsa")
 
 
+@pytest.mark.usefixtures("crypto_backend")
 def test_an_unknown_key_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IdentityError, match="DeviceKeyType: 'dsa'"):
         DeviceKey.load_or_create(tmp_path / "key.pem", "dsa")
     assert not (tmp_path / "key.pem").exists()
 
 
+@pytest.mark.usefixtures("crypto_backend")
 def test_the_child_key_signs_like_the_key_in_process(tmp_path: Path) -> None:
     path = tmp_path / "key.pem"
     child = ChildKey(path, "ecdsa")
@@ -107,12 +121,177 @@ def test_the_child_key_signs_like_the_key_in_process(tmp_path: Path) -> None:
     _verify(child.public_pem(), body, signature)
 
 
+@pytest.mark.usefixtures("crypto_backend")
 def test_a_child_key_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     child = ChildKey(tmp_path / "file" / "key.pem", "ed25519")
     with pytest.raises(IdentityError) as err:
         child.public_pem()
     assert "\n" not in str(err.value) and str(tmp_path / "file" / "key.pem") in str(err.value)
+
+
+MENDER_PEM_HEADERS = {
+    "rsa": b"-----BEGIN RSA PRIVATE KEY-----\n",  # PKCS#1, as mender 3.4 writes it
+    "ecdsa": b"-----BEGIN EC PRIVATE KEY-----\n",  # SEC1
+    "ed25519": b"-----BEGIN PRIVATE KEY-----\n",  # PKCS#8
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize(
+    ("makes", "uses"), [("openssl", "cryptography"), ("cryptography", "openssl")]
+)
+def test_a_key_made_by_one_backend_serves_the_other(
+    tmp_path: Path, kind: str, makes: str, uses: str
+) -> None:
+    path = tmp_path / "key.pem"
+    made = DeviceKey.load_or_create(path, kind, backend=makes)
+    assert path.read_bytes().startswith(MENDER_PEM_HEADERS[kind])
+    used = DeviceKey.load_or_create(path, kind, backend=uses)
+    assert used.public_pem() == made.public_pem()  # SubjectPublicKeyInfo, same text
+    body = b'{"id_data":"{}","tenant_token":"","pubkey":"..."}\n'
+    _verify(made.public_pem(), body, used.sign(body))
+    _verify(made.public_pem(), body, made.sign(body))
+
+
+@pytest.mark.usefixtures("crypto_backend")
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "cannot load the device key (not a PEM private key)"),
+        (bytes(range(256)), "cannot load the device key (not a PEM private key)"),
+        ("encrypted", "cannot load the device key (the private key is encrypted)"),
+        ("x448", "unsupported device key type"),
+    ],
+)
+def test_a_device_key_that_cannot_serve_is_one_line(
+    tmp_path: Path, content: bytes | str, message: str
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import x448
+
+    path = tmp_path / "key.pem"
+    if content == "encrypted":
+        content = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.BestAvailableEncryption(b"pw"),
+        )
+    elif content == "x448":
+        content = x448.X448PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    assert isinstance(content, bytes)
+    path.write_bytes(content)
+    with pytest.raises(IdentityError) as err:
+        DeviceKey.load_or_create(path, "rsa")
+    assert str(err.value) == f"{path}: {message}"
+    child = ChildKey(path, "rsa")
+    with pytest.raises(IdentityError) as err:
+        child.public_pem()
+    assert str(err.value) == f"device key {path}: {path}: {message}"
+
+
+# A device as Yocto or Buildroot builds it: no cryptography. The agent's imports
+# still sign device keys, verify artifact signatures and sign artifacts.
+DEVICE_WITHOUT_CRYPTOGRAPHY = """
+import base64, json, sys
+from pathlib import Path
+from pyupdate_agent import install  # noqa: F401  (the agent's path to sign.py)
+from pyupdate_agent.daemon.identity import DeviceKey
+from pyupdate_agent.daemon.keytool import main as keytool
+from pyupdate_artifact import crypto
+from pyupdate_artifact.errors import KeyFileError
+from pyupdate_artifact.sign import load_signer, load_verifier
+
+folder, message = Path(sys.argv[1]), sys.argv[2].encode()
+out = {"backend": crypto.backend().NAME, "keys": {}}
+for kind in ("rsa", "ecdsa", "ed25519"):
+    key = DeviceKey.load_or_create(folder / f"{kind}.pem", kind)
+    out["keys"][kind] = [key.public_pem(), key.sign(message)]
+load_verifier(folder / "ec.pub").verify(message, (folder / "ec.sig").read_bytes())
+out["artifact_sig"] = load_signer(folder / "ecdsa.pem").sign(message).decode()
+try:
+    load_signer(folder / "ed25519.pem")
+except KeyFileError as err:
+    out["refusal"] = str(err)
+try:
+    crypto.backend("cryptography")
+except KeyFileError as err:
+    out["forced"] = str(err)
+out["cryptography_loaded"] = any(m.split(".")[0] == "cryptography" for m in sys.modules)
+json.dump(out, sys.stdout)
+"""
+
+
+def test_the_agent_signs_and_verifies_without_cryptography(
+    tmp_path: Path, without_cryptography: dict[str, str]
+) -> None:
+    message = b"b64e3179b9aa508d2aa57437c1e47ed505a24098bf18be3edf009510073b93d5  version\n"
+    signer = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "ec.pub").write_bytes(
+        signer.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    der = signer.sign(message, ec.ECDSA(hashes.SHA256()))
+    (tmp_path / "ec.sig").write_bytes(base64.b64encode(der))  # DER: read as newer Mender does
+    probe = subprocess.run(
+        [sys.executable, "-c", "import cryptography"], env=without_cryptography, capture_output=True
+    )
+    assert probe.returncode != 0 and b"blocked by the test" in probe.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", DEVICE_WITHOUT_CRYPTOGRAPHY, str(tmp_path), message.decode()],
+        env=without_cryptography,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["backend"] == "openssl" and out["cryptography_loaded"] is False
+    for kind, (public_pem, signature) in out["keys"].items():
+        assert (tmp_path / f"{kind}.pem").read_bytes().startswith(MENDER_PEM_HEADERS[kind])
+        _verify(public_pem, message, signature)
+    ecdsa = serialization.load_pem_private_key((tmp_path / "ecdsa.pem").read_bytes(), None)
+    raw = base64.b64decode(out["artifact_sig"])
+    assert len(raw) == 64  # raw r||s, as mender-artifact writes
+    ecdsa.public_key().verify(  # type: ignore[union-attr]
+        encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")),
+        message,
+        ec.ECDSA(hashes.SHA256()),
+    )
+    assert out["refusal"].endswith("only RSA and ECDSA P-256 keys can sign artifacts")
+    assert out["forced"] == (
+        "PYUPDATE_CRYPTO_BACKEND=cryptography, but the cryptography package is not installed"
+    )
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from daemon_env import live_server
+
+    with live_server(tmp_path_factory.mktemp("identity-server")) as server:
+        yield server
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_our_server_accepts_a_key_made_on_a_device_without_cryptography(
+    live, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch,
+    without_cryptography: dict[str, str],
+) -> None:  # fmt: skip
+    # keytool's child is what the daemon runs: give it the device's environment
+    monkeypatch.setenv("PYTHONPATH", without_cryptography["PYTHONPATH"])
+    monkeypatch.delenv("PYUPDATE_CRYPTO_BACKEND", raising=False)
+    key = ChildKey(tmp_path / "pyupdate-agent.pem", kind)
+    identity = {"mac": f"02:00:00:00:13:{sorted(KINDS).index(kind):02x}"}
+    pubkey = key.public_pem()
+    assert (tmp_path / "pyupdate-agent.pem").read_bytes().startswith(MENDER_PEM_HEADERS[kind])
+    live.preauthorize(identity, pubkey)
+    client = DeviceClient(live.url, timeout=30)
+    token = client.authenticate(json.dumps(identity, separators=(",", ":")), key)
+    assert token.count(".") == 2
 
 
 # -- key=value -------------------------------------------------------------------------
