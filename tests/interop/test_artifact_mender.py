@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from pyupdate_artifact import crypto
 from pyupdate_artifact.cli.main import main
 
 pytestmark = pytest.mark.peers
@@ -422,3 +423,64 @@ def test_software_and_clears_defaults_match_mender_artifact(
         a["headers/0000/type-info"].replace(b'"type":""', b'"type":"rootfs-image"', 1)
         == b["headers/0000/type-info"]
     )
+
+
+# --- both crypto backends, with keys made by each -------------------------------------
+@pytest.fixture(scope="module")
+def openssl_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """RSA 3072 and P-256 keys made by the libcrypto backend, written as PKCS#1 / SEC1
+    (the only private formats mender-artifact 3.9 takes) and SubjectPublicKeyInfo."""
+    folder = tmp_path_factory.mktemp("openssl-keys")
+    backend = crypto.backend("openssl")
+    paths: dict[str, Path] = {}
+    for name in ("rsa", "ec"):
+        key = backend.generate("rsa" if name == "rsa" else "ec", 3072)
+        paths[f"{name}.key"] = folder / f"{name}.key"
+        paths[f"{name}.key"].write_bytes(key.pem())
+        paths[f"{name}.pub"] = folder / f"{name}.pub"
+        paths[f"{name}.pub"].write_bytes(key.public_key().pem())
+    return paths
+
+
+def _key_sets(inputs, openssl_keys) -> dict[str, dict[str, Path]]:
+    return {"cryptography-made": inputs, "libcrypto-made": openssl_keys}
+
+
+@pytest.mark.parametrize("signing", ["rsa", "ec"])
+@pytest.mark.parametrize("backend", crypto.NAMES)
+def test_mender_artifact_validates_what_each_backend_signs(
+    capsys, tmp_path, inputs, openssl_keys, monkeypatch, backend, signing
+):
+    monkeypatch.setenv(crypto.ENV, backend)
+    for origin, keys in _key_sets(inputs, openssl_keys).items():
+        out = tmp_path / f"ours-{origin}.mender"
+        rc, _, err = ours(
+            capsys, "write", "rootfs-image", *rootfs_options(inputs), "-o", out,
+            "-k", keys[f"{signing}.key"],
+        )  # fmt: skip
+        assert rc == 0, (origin, err)
+        mender_ok("validate", out, "-k", keys[f"{signing}.pub"])
+        theirs = tmp_path / f"theirs-{origin}.mender"
+        mender_ok("write", "rootfs-image", *rootfs_options(inputs), "-o", theirs, "--no-progress")
+        rc, _, err = ours(capsys, "sign", theirs, "-k", keys[f"{signing}.key"])
+        assert rc == 0, (origin, err)
+        mender_ok("validate", theirs, "-k", keys[f"{signing}.pub"])
+
+
+@pytest.mark.parametrize("signing", ["rsa", "ec"])
+@pytest.mark.parametrize("backend", crypto.NAMES)
+def test_each_backend_validates_what_mender_artifact_signs(
+    capsys, tmp_path, inputs, openssl_keys, monkeypatch, backend, signing
+):
+    monkeypatch.setenv(crypto.ENV, backend)
+    other = "ec" if signing == "rsa" else "rsa"
+    for origin, keys in _key_sets(inputs, openssl_keys).items():
+        out = tmp_path / f"{origin}.mender"
+        mender_ok(
+            "write", "module-image", *module_options(inputs), "-o", out,
+            "-k", keys[f"{signing}.key"],
+        )  # fmt: skip
+        rc, _, err = ours(capsys, "validate", out, "-k", keys[f"{signing}.pub"])
+        assert rc == 0, (origin, err)
+        rc, _, err = ours(capsys, "validate", out, "-k", keys[f"{other}.pub"])
+        assert rc == 5 and err.startswith("error: ") and len(err.splitlines()) == 1, err
