@@ -2,7 +2,7 @@
 #
 # - DISTRO_FEATURES:append = " pyupdate" is the second way to opt in; it pulls
 #   in pyupdate-full exactly like INHERIT += "pyupdate-full".
-# - Without either, warn once: the layer's bbappends stay inactive, which is
+# - Without either (no PYUPDATE_FEATURES at all), warn once: the layer's bbappends stay inactive, which is
 #   what a user who added the layer by mistake wants, but rarely what one who
 #   forgot the opt-in wants.
 
@@ -14,7 +14,7 @@ pyupdate_sanity_optin[eventmask] = "bb.event.SanityCheck"
 python pyupdate_sanity_optin() {
     if e.data.getVar('SKIP_META_PYUPDATE_SANITY_CHECK') == "1":
         return
-    if 'pyupdate' not in (e.data.getVar('DISTRO_FEATURES') or '').split():
+    if not e.data.getVar('PYUPDATE_FEATURES'):
         bb.warn("meta-pyupdate is in BBLAYERS but not enabled: add INHERIT += \"pyupdate-full\" "
                 "(or DISTRO_FEATURES:append = \" pyupdate\") to local.conf, or set "
                 "SKIP_META_PYUPDATE_SANITY_CHECK = \"1\". See meta-pyupdate/README.md.")

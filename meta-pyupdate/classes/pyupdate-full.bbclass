@@ -4,38 +4,35 @@
 # or add "pyupdate" to DISTRO_FEATURES, which sanity-meta-pyupdate turns into
 # the same inherit.
 #
-# What it turns on, each piece gated so that a build without the opt-in is
-# untouched:
-#   - the agent (pyupdate-agent) and its systemd unit in every image;
-#   - /etc/fw_env.config through the libubootenv bbappend;
-#   - boot.scr and the initial redundant env through the u-boot bbappend, both
-#     rendered by pyupdate-image-native from artifact_tool's templates;
-#   - an A/B disk image: wic with wic/pyupdate-ab.wks.in (boot, rootfs A,
-#     rootfs B, data), the kernel installed in /boot of each slot;
-#   - the signed artifact as the IMAGE_FSTYPES entry "pyupdate"
-#     (pyupdate-artifact.bbclass, written by pyupdate-artifact-native).
+# It turns on every feature (PYUPDATE_FEATURES_ENABLE, as meta-mender's
+# mender-full does); take one out with PYUPDATE_FEATURES_DISABLE:
+#   pyupdate-agent     the agent and its config in updatable images
+#   pyupdate-uboot     boot.scr and the redundant env (u-boot bbappend),
+#                      /etc/fw_env.config (libubootenv bbappend)
+#   pyupdate-image     the A/B wic disk (boot, rootfs A, rootfs B, data), the
+#                      fstab lines for boot and data, the kernel in /boot
+#   pyupdate-artifact  the signed artifact, IMAGE_FSTYPES "pyupdate"
+#   pyupdate-systemd   the agent's unit (enabled with PYUPDATE_SERVER_URL)
+# Only images meant to be updated get the disk and the artifact: those that
+# `inherit pyupdate-image` (pyupdate-image-minimal does) or set
+# PYUPDATE_UPDATABLE_IMAGE = "1" (e.g. PYUPDATE_UPDATABLE_IMAGE:pn-core-image-minimal
+# in local.conf). Other images, initramfs ones included, are untouched.
 # Variables: pyupdate-setup.bbclass and docs/yocto.md.
 
 inherit pyupdate-setup
 
-# The bbappends look for this feature; INHERIT alone sets it too.
+PYUPDATE_FEATURES_ENABLE:append = " pyupdate-agent pyupdate-uboot pyupdate-image pyupdate-artifact pyupdate-systemd"
+
+# The bbappends and the image recipe look for this feature; INHERIT alone sets it too.
 # nooelint: oelint.vars.outofcontext - pyupdate-full is itself distro-level config (INHERIT)
 DISTRO_FEATURES:append = " pyupdate"
 
-# U-Boot is the bootloader of the A/B scheme; the kernel lives in each slot.
-EXTRA_IMAGEDEPENDS:append = " u-boot"
-IMAGE_INSTALL:append = " pyupdate-agent kernel-image"
-IMAGE_CLASSES:append = " pyupdate-artifact"
-
-# The disk image and the artifact.
-IMAGE_FSTYPES:append = " wic pyupdate"
-WKS_FILE = "pyupdate-ab.wks.in"
-WKS_FILE_DEPENDS:append = " u-boot"
-IMAGE_BOOT_FILES = "${PYUPDATE_IMAGE_BOOT_FILES}"
+# Per image: pyupdate-image.bbclass for the images meant to be updated.
+IMAGE_CLASSES:append = " ${@'pyupdate-image' if d.getVar('PYUPDATE_UPDATABLE_IMAGE') == '1' else ''}"
 
 # runqemu: boot the wic disk through U-Boot, not a -kernel direct boot. The
 # disk is virtio (/dev/vda, PYUPDATE_STORAGE_DEVICE) and the console the first
-# serial port, as in tests/qemu.
+# serial port, as in tests/qemu. QEMU machines only; a real board sets nothing here.
 QB_DEFAULT_KERNEL:qemuall = "none"
 QB_DEFAULT_FSTYPE:qemuall = "wic"
 QB_DRIVE_TYPE:qemuall = "/dev/vd"
@@ -59,10 +56,3 @@ QB_CPU_KVM:qemux86-64 ?= "-cpu Skylake-Client"
 # 2026.01 said "MP init failure" and reset at "Starting kernel" in 4 of 12
 # boots; during a trial boot that reset counts as a failed boot.
 QB_SMP:qemux86-64 ?= "-smp 2"
-
-# The ext4 the artifact carries is exactly one slot, as in the disk image, so
-# an update can grow into the whole slot; the artifact class stops the build
-# when the rootfs does not fit (naming PYUPDATE_ROOTFS_PART_SIZE_MB).
-IMAGE_ROOTFS_SIZE = "${@int(d.getVar('PYUPDATE_ROOTFS_PART_SIZE_MB')) * 1024}"
-IMAGE_ROOTFS_EXTRA_SPACE = "0"
-IMAGE_OVERHEAD_FACTOR = "1.0"

@@ -10,6 +10,28 @@
 # Inherited by pyupdate-full; inherit it alone to get only the variables and
 # the checks.
 
+# --- features ---------------------------------------------------------------
+# As meta-mender's MENDER_FEATURES_ENABLE/DISABLE: pyupdate-full appends every
+# feature to PYUPDATE_FEATURES_ENABLE; take one out with
+# PYUPDATE_FEATURES_DISABLE += "<feature>". The features, one line each, are in
+# lib/pyupdate_layer/features.py and docs/yocto.md: pyupdate-agent,
+# pyupdate-uboot, pyupdate-image, pyupdate-artifact, pyupdate-systemd.
+
+# Features to turn on (pyupdate-full appends all of them).
+PYUPDATE_FEATURES_ENABLE_DEFAULT = ""
+PYUPDATE_FEATURES_ENABLE ??= "${PYUPDATE_FEATURES_ENABLE_DEFAULT}"
+
+# Features to turn off again; wins over PYUPDATE_FEATURES_ENABLE.
+PYUPDATE_FEATURES_DISABLE_DEFAULT = ""
+PYUPDATE_FEATURES_DISABLE ??= "${PYUPDATE_FEATURES_DISABLE_DEFAULT}"
+
+# What is on: ENABLE minus DISABLE. Read it, do not set it.
+PYUPDATE_FEATURES = "${@pyupdate_layer.features.enabled(d.getVar)}"
+
+# `yes` when the feature is on, else `no`: for ${@...} in classes and bbappends.
+def pyupdate_feature(feature, yes, no, d):
+    return yes if feature in (d.getVar('PYUPDATE_FEATURES') or '').split() else no
+
 # --- device identity --------------------------------------------------------
 
 # device_type written into /etc/pyupdate/device_type and into the artifact
@@ -62,9 +84,21 @@ PYUPDATE_ARTIFACT_VERIFY_KEY ??= "${PYUPDATE_ARTIFACT_VERIFY_KEY_DEFAULT}"
 
 # --- the agent --------------------------------------------------------------
 
-# Server the agent polls (ServerURL); empty: standalone mode (pyupdate install).
+# Server the agent polls (ServerURL); empty: standalone mode (pyupdate install):
+# the systemd unit is then installed but not enabled, since the daemon has
+# nothing to poll.
 PYUPDATE_SERVER_URL_DEFAULT = ""
 PYUPDATE_SERVER_URL ??= "${PYUPDATE_SERVER_URL_DEFAULT}"
+
+# PEM certificate (or CA) of the server, for a self-signed https server;
+# installed as /etc/pyupdate/server.crt (ServerCertificate). Empty: the
+# system's CA store.
+PYUPDATE_SERVER_CERT_DEFAULT = ""
+PYUPDATE_SERVER_CERT ??= "${PYUPDATE_SERVER_CERT_DEFAULT}"
+
+# TenantToken sent with the auth request (Mender's hosted servers); empty: none.
+PYUPDATE_TENANT_TOKEN_DEFAULT = ""
+PYUPDATE_TENANT_TOKEN ??= "${PYUPDATE_TENANT_TOKEN_DEFAULT}"
 
 # Seconds between update checks (managed mode).
 PYUPDATE_UPDATE_POLL_INTERVAL_DEFAULT = "1800"
@@ -73,6 +107,21 @@ PYUPDATE_UPDATE_POLL_INTERVAL ??= "${PYUPDATE_UPDATE_POLL_INTERVAL_DEFAULT}"
 # Seconds between inventory uploads.
 PYUPDATE_INVENTORY_POLL_INTERVAL_DEFAULT = "28800"
 PYUPDATE_INVENTORY_POLL_INTERVAL ??= "${PYUPDATE_INVENTORY_POLL_INTERVAL_DEFAULT}"
+
+# --- images -----------------------------------------------------------------
+
+# "1" in an image recipe (or PYUPDATE_UPDATABLE_IMAGE:pn-<image> = "1" in
+# local.conf): this image gets the A/B disk and the artifact. Same as
+# `inherit pyupdate-image` in the recipe. Never set it for an initramfs.
+PYUPDATE_UPDATABLE_IMAGE_DEFAULT = "0"
+PYUPDATE_UPDATABLE_IMAGE ??= "${PYUPDATE_UPDATABLE_IMAGE_DEFAULT}"
+
+# The wks of the A/B disk. A BSP's own WKS_FILE describes a disk without
+# slots, so updatable images use this one; the BSP's boot files
+# (IMAGE_BOOT_FILES) still go into its boot partition. Your own wks must keep
+# the partition numbers 1 boot, 2 rootfs A, 3 rootfs B, 4 data.
+PYUPDATE_WKS_FILE_DEFAULT = "pyupdate-ab.wks.in"
+PYUPDATE_WKS_FILE ??= "${PYUPDATE_WKS_FILE_DEFAULT}"
 
 # --- storage and partitions -------------------------------------------------
 
@@ -162,9 +211,11 @@ PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:x86-64 = "zboot"
 PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT:aarch64 = "booti"
 PYUPDATE_UBOOT_BOOT_COMMAND ??= "${PYUPDATE_UBOOT_BOOT_COMMAND_DEFAULT}"
 
-# mkimage -A for boot.scr (U-Boot names arm64, not aarch64).
-PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT = "${UBOOT_ARCH}"
-PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT:aarch64 = "arm64"
+# mkimage -A for boot.scr, U-Boot's name for TARGET_ARCH (x86_64 -> x86,
+# aarch64 -> arm64), mapped as kernel-arch.bbclass maps UBOOT_ARCH. Not
+# ${UBOOT_ARCH} itself: only recipes that inherit kernel-arch define it, and
+# libubootenv does not. An unknown TARGET_ARCH stops the build at parse time.
+PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT = "${@pyupdate_layer.board.mkimage_arch(d.getVar('TARGET_ARCH') or '')}"
 PYUPDATE_UBOOT_MKIMAGE_ARCH ??= "${PYUPDATE_UBOOT_MKIMAGE_ARCH_DEFAULT}"
 
 # kernel_addr_r; empty: U-Boot's own.
@@ -213,6 +264,21 @@ python pyupdate_write_board() {
 pyupdate_write_board[vardeps] += "${@' '.join(sorted(pyupdate_layer.checks.known_variables(d.expand('${PYUPDATE_LAYERDIR}/conf/pyupdate-vars.json'))))}"
 pyupdate_write_board[vardepsexclude] += "PYUPDATE_BOARD_FILE PYUPDATE_LAYERDIR PYUPDATE_SRC_DIR"
 
+# The u-boot bbappend's do_compile prefunc: U-Boot's resolved .config (one per
+# UBOOT_CONFIG entry) against
+# PYUPDATE_UBOOT_ENV_SIZE: a BSP U-Boot that still keeps its own env must use
+# the same size, or U-Boot and fw_setenv each see the other's env as corrupt.
+python pyupdate_check_uboot_config() {
+    import glob
+    import pyupdate_layer.checks
+    builddir = d.getVar('B')
+    for config in sorted(glob.glob(os.path.join(builddir, '.config')) + glob.glob(os.path.join(builddir, '*', '.config'))):
+        with open(config, encoding='utf-8', errors='replace') as f:
+            problem = pyupdate_layer.checks.uboot_config_problem(f.read(), d.getVar('PYUPDATE_UBOOT_ENV_SIZE'), os.path.relpath(config, builddir))
+        if problem:
+            bb.fatal("meta-pyupdate: " + problem)
+}
+
 # Check the configuration once, when it is parsed: one line naming the
 # variable, before any recipe is parsed or task runs.
 addhandler pyupdate_check_config
@@ -224,4 +290,7 @@ python pyupdate_check_config() {
     problem = checks.check(data.getVar, known, data.keys())
     if problem:
         bb.fatal("meta-pyupdate: " + problem)
+    if 'pyupdate-systemd' in data.getVar('PYUPDATE_FEATURES').split() and not data.getVar('PYUPDATE_SERVER_URL'):
+        bb.note("meta-pyupdate: PYUPDATE_SERVER_URL is empty: standalone mode, pyupdate.service "
+                "is installed but not enabled (set PYUPDATE_SERVER_URL for managed mode)")
 }

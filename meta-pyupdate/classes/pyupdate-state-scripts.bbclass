@@ -9,12 +9,15 @@
 # where the agent runs them from. Scripts that travel inside an artifact are
 # added to it with PYUPDATE_ARTIFACT_EXTRA_ARGS = "-s <file>". A name that does
 # not follow <State>_<Enter|Leave|Error>_<NN>[_<text>]
-# stops do_install with one line naming it.
+# stops do_install with one line naming it. The `version` file the agent
+# requires next to the scripts (Mender's "3") is pyupdate-agent's, so the
+# package RDEPENDS on it.
 
 PYUPDATE_STATE_SCRIPTS ?= ""
 PYUPDATE_STATE_SCRIPTS_DIR = "${sysconfdir}/pyupdate/scripts"
 
 FILES:${PN} += "${PYUPDATE_STATE_SCRIPTS_DIR}"
+RDEPENDS:${PN} += "pyupdate-agent"
 
 do_install:append() {
     install -d ${D}${PYUPDATE_STATE_SCRIPTS_DIR}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+ALL_FEATURES = "pyupdate-agent pyupdate-uboot pyupdate-image pyupdate-artifact pyupdate-systemd"
+
 # meta-pyupdate/lib: the layer's Python helpers, importable as in bitbake (addpylib).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "meta-pyupdate" / "lib"))
 
@@ -16,7 +18,13 @@ def getvar_defaults() -> dict[str, str]:
     """The expanded defaults of pyupdate-setup.bbclass for qemux86-64, as bitbake -e shows them."""
     return {
         "MACHINE": "qemux86-64",
+        "MACHINEOVERRIDES": "x86:qemuall:qemux86-64",
         "TARGET_ARCH": "x86_64",
+        "DISTRO_FEATURES": "acl ipv4 ipv6 systemd usrmerge pyupdate",
+        "INIT_MANAGER": "systemd",
+        "PYUPDATE_FEATURES_ENABLE": ALL_FEATURES,
+        "PYUPDATE_FEATURES_DISABLE": "",
+        "PYUPDATE_FEATURES": ALL_FEATURES,
         "DEPLOY_DIR_IMAGE": "/build/tmp/deploy/images/qemux86-64",
         "UBOOT_BINARY": "u-boot.rom",
         "QB_SYSTEM_NAME": "qemu-system-x86_64",

@@ -5,4 +5,4 @@ the expanded value of a variable or None, so tests pass a dict's `.get`.
 """
 
 # Imported by bitbake's addpylib so `${@pyupdate_layer.checks...}` works in metadata.
-BBIMPORTS = ["checks", "board"]
+BBIMPORTS = ["checks", "board", "features"]

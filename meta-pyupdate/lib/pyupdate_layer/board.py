@@ -9,11 +9,39 @@ QEMU tests render from the same templates.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 
-from .checks import GetVar
+GetVar = Callable[[str], str | None]
 
 # TARGET_ARCH -> board "arch"
 _ARCH = {"x86_64": "x86_64", "aarch64": "aarch64", "arm": "arm"}
+
+
+# TARGET_ARCH -> mkimage -A, as oe-core's kernel-arch.bbclass derives UBOOT_ARCH
+# (map_kernel_arch, then map_uboot_arch). Here, not ${UBOOT_ARCH}: that is only
+# defined in recipes that inherit kernel-arch, and libubootenv does not.
+_MKIMAGE_ARCH = (
+    (r"(i.86|athlon|x86.64)$", "x86"),
+    (r"armeb$|arm$", "arm"),
+    (r"aarch64(_be)?(_ilp32)?$", "arm64"),
+    (r"riscv(32|64|)(eb|)$", "riscv"),
+    (r"mips(isa|)(32|64|)(r6|)(el|)$", "mips"),
+    (r"p(pc|owerpc)(|64)", "ppc"),
+    (r"loongarch(32|64|)$", "loongarch"),
+    (r"arceb$|arc$", "arc"),
+    (r"sh(3|4)$", "sh"),
+    (r"mcf", "m68k"),
+    (r"microblazee[bl]", "microblaze"),
+)
+
+
+def mkimage_arch(target_arch: str) -> str:
+    """U-Boot's name for TARGET_ARCH (x86_64 -> x86, aarch64 -> arm64); "" when unknown."""
+    for pattern, name in _MKIMAGE_ARCH:
+        if re.match(pattern, target_arch):
+            return name
+    return ""
 
 
 def console_bootarg(serial_consoles: str) -> str:
@@ -82,6 +110,35 @@ def write_board(getvar: GetVar, path: str) -> None:
         f.write("\n")
 
 
+# Where the agent recipe installs the files PYUPDATE_SERVER_CERT and
+# PYUPDATE_ARTIFACT_VERIFY_KEY name on the build host.
+SERVER_CERT_PATH = "/etc/pyupdate/server.crt"
+VERIFY_KEY_PATH = "/etc/pyupdate/artifact-verify-key.pem"
+
+
+def fstab_lines(getvar: GetVar) -> list[str]:
+    """The boot (FAT) and data partitions as /etc/fstab lines of the rootfs itself.
+
+    In the rootfs, not only in wic's copy of it: the artifact carries the plain
+    ext4, so an updated slot must mount /boot/uboot (fw_env.config points
+    there) and /data (the agent's state) by itself, as meta-mender's fstab does.
+    """
+
+    def var(name: str) -> str:
+        return getvar(name) or ""
+
+    disk = var("PYUPDATE_STORAGE_DEVICE") + var("PYUPDATE_STORAGE_PART_SEPARATOR")
+    return [
+        # sync: the env copies are small and must be on disk before a reboot
+        f"{disk}1\t{var('PYUPDATE_BOOT_MOUNT_POINT')}\tvfat\tdefaults,sync\t0\t0",
+        f"{disk}4\t{var('PYUPDATE_DATA_MOUNT_POINT')}\text4\tdefaults\t0\t0",
+    ]
+
+
+def fstab_text(getvar: GetVar) -> str:
+    return "\n".join(fstab_lines(getvar))
+
+
 def agent_config(getvar: GetVar) -> dict[str, object]:
     """/etc/pyupdate/pyupdate.conf (mender.conf keys) for this image."""
 
@@ -100,6 +157,10 @@ def agent_config(getvar: GetVar) -> dict[str, object]:
     }
     if var("PYUPDATE_SERVER_URL"):
         conf["ServerURL"] = var("PYUPDATE_SERVER_URL")
+    if var("PYUPDATE_SERVER_CERT"):
+        conf["ServerCertificate"] = SERVER_CERT_PATH
+    if var("PYUPDATE_TENANT_TOKEN"):
+        conf["TenantToken"] = var("PYUPDATE_TENANT_TOKEN")
     if var("PYUPDATE_ARTIFACT_VERIFY_KEY"):
-        conf["ArtifactVerifyKey"] = "/etc/pyupdate/artifact-verify-key.pem"
+        conf["ArtifactVerifyKey"] = VERIFY_KEY_PATH
     return conf

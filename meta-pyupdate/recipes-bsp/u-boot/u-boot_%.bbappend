@@ -1,3 +1,3 @@
-# Gated: nothing changes unless the build opted in (pyupdate in DISTRO_FEATURES,
-# set by INHERIT += "pyupdate-full").
-require ${@bb.utils.contains('DISTRO_FEATURES', 'pyupdate', 'u-boot-pyupdate.inc', '', d)}
+# Gated: nothing changes unless the build turned on the pyupdate-uboot feature
+# (INHERIT += "pyupdate-full" does; PYUPDATE_FEATURES_DISABLE can take it out).
+require ${@bb.utils.contains('PYUPDATE_FEATURES', 'pyupdate-uboot', 'u-boot-pyupdate.inc', '', d)}

@@ -6,14 +6,14 @@ same rootfs."
 HOMEPAGE = "https://github.com/pyupdate/pyupdate"
 LICENSE = "MIT"
 
-inherit core-image
-
-IMAGE_INSTALL:append = " pyupdate-agent"
+# pyupdate-image: the agent, the A/B disk and the artifact (per feature).
+inherit core-image pyupdate-image
 
 # Without the opt-in this image would be a plain one that cannot be updated:
 # skip it, with the reason `bitbake pyupdate-image-minimal` then prints.
 # nooelint: oelint.task.noanonpython - SkipRecipe can only be raised at parse time
 python () {
-    if 'pyupdate' not in (d.getVar('DISTRO_FEATURES') or '').split():
-        raise bb.parse.SkipRecipe('meta-pyupdate is not enabled: add INHERIT += "pyupdate-full" to local.conf')
+    if 'pyupdate-image' not in (d.getVar('PYUPDATE_FEATURES') or '').split():
+        raise bb.parse.SkipRecipe('meta-pyupdate is not enabled: add INHERIT += "pyupdate-full" to local.conf '
+                                  '(or PYUPDATE_FEATURES_ENABLE += "pyupdate-image")')
 }

@@ -19,37 +19,78 @@ FILESEXTRAPATHS:prepend = "${PYUPDATE_SRC_DIR}:"
 SRC_URI = "file://agent"
 S = "${UNPACKDIR}/agent"
 
-SYSTEMD_SERVICE:${PN} = "pyupdate.service"
+# The unit is always installed with pyupdate-systemd, but enabled only with a
+# server to poll: without PYUPDATE_SERVER_URL the daemon would exit and be
+# restarted every 10 s forever. Standalone devices run `pyupdate install`.
+SYSTEMD_SERVICE:${PN} = "${@pyupdate_feature('pyupdate-systemd', 'pyupdate.service', '', d)}"
+SYSTEMD_AUTO_ENABLE:${PN} = "${@'enable' if d.getVar('PYUPDATE_SERVER_URL') else 'disable'}"
 
 FILES:${PN} += "${localstatedir}/lib/pyupdate \
+    ${sysconfdir}/pyupdate/scripts/version \
     ${nonarch_libdir}/tmpfiles.d/pyupdate.conf \
     ${systemd_system_unitdir}/pyupdate.service"
 CONFFILES:${PN} = "${sysconfdir}/pyupdate/pyupdate.conf"
 
-# fw_printenv/fw_setenv switch the slots; the libubootenv bbappend installs
-# the matching /etc/fw_env.config.
+# What the agent imports on the device, mapped through oe-core's
+# python3-manifest.json (tests/integrations/test_layer_rdepends.py keeps the
+# two in step), never through what another package happens to pull in:
+#   core        argparse, collections, contextlib, dataclasses, enum, fcntl,
+#               functools, lzma, os, pathlib, re, shutil, signal, stat, struct,
+#               subprocess, threading, time, typing, zlib
+#   asyncio     concurrent.futures
+#   crypt       hashlib
+#   ctypes      ctypes (OpenSSL's libcrypto for signatures and the device key)
+#   fcntl       fcntl (in python3-core today; named so a manifest move cannot drop it)
+#   io          socket, ssl
+#   json, logging, sqlite3 (the update record), shell (shlex)
+#   math        random
+#   netclient   base64, http.client, urllib.request, uuid
+#   threading   queue
+# libcrypto: loaded by soname (libcrypto.so.3) through ctypes, so no shlibdeps
+# sees it. fw_printenv/fw_setenv switch the slots; the libubootenv bbappend
+# installs the matching /etc/fw_env.config. pyupdate-artifact: the reader.
 RDEPENDS:${PN} = " \
+    libcrypto \
     libubootenv-bin \
+    python3-asyncio \
     python3-core \
+    python3-crypt \
+    python3-ctypes \
+    python3-fcntl \
+    python3-io \
     python3-json \
     python3-logging \
+    python3-math \
+    python3-netclient \
+    python3-shell \
     python3-sqlite3 \
+    python3-threading \
     pyupdate-artifact \
 "
 
 do_install:append() {
-    install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/pyupdate
-    install -m 0644 ${S}/systemd/pyupdate.service ${D}${systemd_system_unitdir}/pyupdate.service
+    install -d ${D}${sysconfdir}/pyupdate ${D}${sysconfdir}/pyupdate/scripts
+    # The agent refuses a scripts dir without `version` (Mender's format 3).
+    # Owned here, once, so any number of pyupdate-state-scripts recipes can
+    # add scripts to the same dir without two packages shipping the same file.
+    printf '3\n' > ${D}${sysconfdir}/pyupdate/scripts/version
+    if [ -n "${@pyupdate_feature('pyupdate-systemd', '1', '', d)}" ]; then
+        install -d ${D}${systemd_system_unitdir}
+        install -m 0644 ${S}/systemd/pyupdate.service ${D}${systemd_system_unitdir}/pyupdate.service
+    fi
     # The agent's state must survive a slot switch: it lives on the data
     # partition (as Mender's /var/lib/mender -> /data/mender), created at boot.
     install -d ${D}${localstatedir}/lib ${D}${nonarch_libdir}/tmpfiles.d
-    ln -s ${PYUPDATE_DATA_MOUNT_POINT}/pyupdate ${D}${localstatedir}/lib/pyupdate
+    ln -sfn ${PYUPDATE_DATA_MOUNT_POINT}/pyupdate ${D}${localstatedir}/lib/pyupdate
     printf 'd %s/pyupdate 0700 root root -\n' '${PYUPDATE_DATA_MOUNT_POINT}' > ${D}${nonarch_libdir}/tmpfiles.d/pyupdate.conf
     cat > ${D}${sysconfdir}/pyupdate/pyupdate.conf <<PYUPDATE_CONF
 ${@pyupdate_agent_conf(d)}
 PYUPDATE_CONF
     if [ -n "${PYUPDATE_ARTIFACT_VERIFY_KEY}" ]; then
         install -m 0644 ${PYUPDATE_ARTIFACT_VERIFY_KEY} ${D}${sysconfdir}/pyupdate/artifact-verify-key.pem
+    fi
+    if [ -n "${PYUPDATE_SERVER_CERT}" ]; then
+        install -m 0644 ${PYUPDATE_SERVER_CERT} ${D}${sysconfdir}/pyupdate/server.crt
     fi
 }
 
@@ -59,4 +100,5 @@ def pyupdate_agent_conf(d):
     return json.dumps(pyupdate_layer.board.agent_config(d.getVar), indent=2)
 
 do_install[file-checksums] += "${@'${PYUPDATE_ARTIFACT_VERIFY_KEY}:True' if d.getVar('PYUPDATE_ARTIFACT_VERIFY_KEY') else ''}"
+do_install[file-checksums] += "${@'${PYUPDATE_SERVER_CERT}:True' if d.getVar('PYUPDATE_SERVER_CERT') else ''}"
 

@@ -10,14 +10,16 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
 # pyupdate-image (build host only) renders templates and runs the U-Boot and
 # filesystem tools; the native package pulls them into the recipe sysroot.
+# Signatures go through OpenSSL's libcrypto (openssl-native), board configs
+# are checked without jsonschema: neither python3-cryptography nor
+# python3-jsonschema (python3-rpds-py) is here, since both build Rust.
 PYUPDATE_NATIVE_TOOLS = " \
     dosfstools-native \
     e2fsprogs-native \
     libubootenv-native \
     mtools-native \
-    python3-cryptography-native \
+    openssl-native \
     python3-jinja2-native \
-    python3-jsonschema-native \
     u-boot-tools-native \
     util-linux-native \
 "
@@ -32,7 +34,21 @@ S = "${UNPACKDIR}/artifact_tool"
 
 inherit pyupdate-setup python_setuptools_build_meta
 
-RDEPENDS:${PN} = "python3-compression python3-core python3-cryptography python3-json"
+# What the artifact reader imports on the device (python3-manifest.json):
+#   core (collections, contextlib, dataclasses, functools, lzma, os, pathlib,
+#   re, struct, threading, typing, zlib), crypt (hashlib), ctypes and libcrypto
+#   (signatures through OpenSSL, loaded by soname), io (ssl), json,
+#   netclient (base64), threading (queue). The agent adds its own on top.
+RDEPENDS:${PN} = " \
+    libcrypto \
+    python3-core \
+    python3-crypt \
+    python3-ctypes \
+    python3-io \
+    python3-json \
+    python3-netclient \
+    python3-threading \
+"
 RDEPENDS:${PN}:class-native = "${PYUPDATE_NATIVE_TOOLS}"
 
 BBCLASSEXTEND = "native"
