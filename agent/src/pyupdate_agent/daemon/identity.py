@@ -87,11 +87,17 @@ class DeviceKey:
         return cls(new)
 
     def public_pem(self) -> str:
-        return self._key.public_key().pem().decode()
+        try:
+            return self._key.public_key().pem().decode()
+        except KeyFileError as err:  # the backend failed where it should not: one line
+            raise IdentityError(f"device key: {err}") from None
 
     def sign(self, body: bytes) -> str:
         """X-MEN-Signature: RSA PKCS#1 v1.5, ECDSA DER, Ed25519 pure; all over the raw body."""
-        return base64.b64encode(self._key.sign(body)).decode()
+        try:
+            return base64.b64encode(self._key.sign(body)).decode()
+        except KeyFileError as err:
+            raise IdentityError(f"device key: {err}") from None
 
 
 def parse_key_values(text: str, source: str) -> dict[str, str | list[str]]:

@@ -39,6 +39,7 @@ _EVP_PKEY_RSA = 6
 _EVP_PKEY_EC = 408
 _EVP_PKEY_ED25519 = 1087
 _BIO_CTRL_INFO = 3  # BIO_get_mem_data is a macro over BIO_ctrl
+_MAX_PEM = 1 << 20  # an RSA 4096 PEM is ~3.3 KiB; a key file is never near this
 # OpenSSL names P-256 by its X9.62 name; the callers (and cryptography) use SEC names.
 _SEC_NAMES = {"prime256v1": "secp256r1", "prime192v1": "secp192r1"}
 
@@ -146,6 +147,8 @@ class _Bio:
     def __init__(self, data: bytes | None = None) -> None:
         if data is None:
             self.ptr = _lib.BIO_new(_lib.BIO_s_mem())
+        elif len(data) > _MAX_PEM:
+            raise KeyDecodeError(f"a PEM key larger than {_MAX_PEM // 1024} KiB")
         else:
             self._data = data  # BIO_new_mem_buf does not copy: keep the bytes alive
             self.ptr = _lib.BIO_new_mem_buf(data, len(data))
