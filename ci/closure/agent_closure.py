@@ -17,7 +17,6 @@ yocto_closure.py and buildroot_closure.py.
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -40,28 +39,28 @@ EXTRA_STDLIB = frozenset({"compression", "annotationlib", "_colorize", "_pyrepl"
 _CHILD = r"""
 import sys
 base = set(sys.modules)
-import importlib, json
-spec = json.loads(sys.argv[1])
-sys.path[:0] = spec["front"]
-errors = {}
-for name, must in spec["imports"]:
+# no imports of its own (json, importlib): they would count as the module's
+front, wanted = sys.argv[1].split("\n"), sys.argv[2].split("\n")
+sys.path[:0] = [p for p in front if p]
+out = []
+for line in wanted:
+    if not line:
+        continue
+    name, must = line.split("\t")
     try:
-        importlib.import_module(name)
+        __import__(name)
     except BaseException as e:  # noqa: BLE001 - any failure is a fact to report
-        if must:
-            errors[name] = f"{type(e).__name__}: {e}"
-def kind(m):
-    if hasattr(m, "__path__"):
-        return "pkg"
+        if must == "1":
+            out.append("E\t" + name + "\t" + (type(e).__name__ + ": " + str(e)).replace("\n", " "))
+for n, m in list(sys.modules.items()):
+    # os.path is posixpath under another name, typing.io a class: real modules only
+    if n in base or not isinstance(m, type(sys)) or getattr(m, "__name__", n) != n:
+        continue
     f = getattr(m, "__file__", None) or ""
-    return "py" if f.endswith(".py") or f.endswith(".pyc") else "ext"
-# os.path is posixpath under another name, typing.io a class: real modules only
-loaded = {
-    n: kind(m)
-    for n, m in sys.modules.items()
-    if n not in base and isinstance(m, type(sys)) and getattr(m, "__name__", n) == n
-}
-print(json.dumps({"loaded": loaded, "errors": errors, "base": sorted(base)}))
+    kind = "pkg" if hasattr(m, "__path__") else "py" if f.endswith((".py", ".pyc")) else "ext"
+    out.append("L\t" + n + "\t" + kind)
+out += ["B\t" + n for n in base]
+print("\n".join(out))
 """
 
 
@@ -237,9 +236,10 @@ def import_in_child(
     mandatory third-party import is an error in the result.
     """
     roots = roots or SOURCES
-    spec = {"front": sorted({str(p) for p in roots.values()}), "imports": list(imports)}
+    front = "\n".join(sorted({str(p) for p in roots.values()}))
+    wanted = "\n".join(f"{name}\t{int(must)}" for name, must in imports)
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(spec)],
+        [sys.executable, "-I", "-S", "-c", _CHILD, front, wanted],
         capture_output=True,
         text=True,
         check=False,
@@ -247,7 +247,20 @@ def import_in_child(
     )
     if proc.returncode != 0:
         return {"loaded": {}, "errors": {"<interpreter>": proc.stderr.strip()[-400:]}, "base": []}
-    return json.loads(proc.stdout.splitlines()[-1])
+    loaded: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    base: list[str] = []
+    for line in proc.stdout.splitlines():
+        tag, _, rest = line.partition("\t")
+        if tag == "L":
+            name, _, kind = rest.partition("\t")
+            loaded[name] = kind
+        elif tag == "E":
+            name, _, text = rest.partition("\t")
+            errors[name] = text
+        elif tag == "B":
+            base.append(rest)
+    return {"loaded": loaded, "errors": errors, "base": base}
 
 
 def _parents(name: str) -> list[str]:

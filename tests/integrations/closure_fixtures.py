@@ -1,0 +1,24 @@
+"""Facts for the closure tests: live from PYUPDATE_SNAPSHOTS, else the committed record."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci" / "closure"))
+
+import closure_facts
+
+
+@pytest.fixture(scope="session")
+def oe_facts() -> dict[str, object]:
+    snap = closure_facts.snapshots()
+    return closure_facts.live_oe_core(snap) if snap else closure_facts.recorded("oe-core.json")
+
+
+@pytest.fixture(scope="session")
+def br_facts() -> dict[str, object]:
+    snap = closure_facts.snapshots()
+    return closure_facts.live_buildroot(snap) if snap else closure_facts.recorded("buildroot.json")
