@@ -264,6 +264,7 @@ def _expand_recipes(tinfoil: Any, snap: Path, test_layer: Path, full: bool) -> d
                 "SRC_URI",
                 "SYSTEMD_SERVICE:pyupdate-agent",
                 "SYSTEMD_AUTO_ENABLE",
+                "SYSTEMD_AUTO_ENABLE:pyupdate-agent",
                 "RDEPENDS:pyupdate-agent",
                 "FILES:pyupdate-agent",
             ],
