@@ -329,7 +329,8 @@ def build(
 
     artifacts: dict[str, Path] = {}
     rootfs1 = None
-    for name in builds:
+    # release-1 last: the builds share IMAGE_ROOTFS, and the disk is made from release-1's
+    for name in sorted(builds, key=lambda n: n == "release-1"):
         image = r.local(builds[name])["pyupdate-image-minimal"]
         rootfs = Path(image["vars"]["IMAGE_ROOTFS"])
         shutil.rmtree(rootfs, ignore_errors=True)

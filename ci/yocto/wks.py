@@ -305,7 +305,11 @@ def assemble_with_wic(
             "-o",
             str(tmp / "out"),
         ]
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        # wic insists on a build dir, even with every directory given, and finds
+        # bitbake's lib (oe.path imports bb) through `bitbake` on PATH
+        bitbake = wic.resolve().parents[2] / "bitbake/bin"
+        wic_env = {**env, "BUILDDIR": str(tmp), "PATH": f"{env['PATH']}:{bitbake}"}
+        done = subprocess.run(argv, env=wic_env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise WksError(f"wic: {' | '.join(tail)}")
