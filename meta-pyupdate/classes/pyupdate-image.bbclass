@@ -42,6 +42,9 @@ IMAGE_ROOTFS_EXTRA_SPACE = "0"
 IMAGE_OVERHEAD_FACTOR = "1.0"
 
 ROOTFS_POSTPROCESS_COMMAND:append = " ${@pyupdate_feature('pyupdate-image', 'pyupdate_rootfs_layout', '', d)}"
+# The rootfs has its fstab lines already: wic must not add a second copy to
+# its copy of slot A (the imager-wide switch; wic ignores the per-part one).
+WIC_CREATE_EXTRA_ARGS:append = " ${@pyupdate_feature('pyupdate-image', '--no-fstab-update', '', d)}"
 IMAGE_PREPROCESS_COMMAND:append = " ${@pyupdate_feature('pyupdate-image', 'pyupdate_check_rootfs_fits', '', d)}"
 
 # The boot and data partitions in the rootfs's own /etc/fstab (meta-mender
