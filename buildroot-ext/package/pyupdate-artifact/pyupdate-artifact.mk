@@ -14,15 +14,14 @@ PYUPDATE_ARTIFACT_LICENSE = Apache-2.0
 PYUPDATE_ARTIFACT_LICENSE_FILES = LICENSE
 
 # pyupdate-image renders templates (jinja2), validates board configs
-# (jsonschema) and runs mkimage, mkenvimage, mkfs.ext4, debugfs, mkfs.vfat
-# and mcopy; the artifact writer signs with cryptography.
+# (a small validator of its own: jsonschema pulls Rust) and runs mkimage, mkenvimage, mkfs.ext4, debugfs, mkfs.vfat
+# and mcopy; the artifact writer signs with OpenSSL's libcrypto (ctypes).
 HOST_PYUPDATE_ARTIFACT_DEPENDENCIES = \
 	host-dosfstools \
 	host-e2fsprogs \
 	host-mtools \
-	host-python-cryptography \
+	host-openssl \
 	host-python-jinja2 \
-	host-python-jsonschema \
 	host-uboot-tools
 
 $(eval $(python-package))
