@@ -245,6 +245,7 @@ def _expand_recipes(tinfoil: Any, snap: Path, test_layer: Path, full: bool) -> d
                 "IMAGE_INSTALL",
                 "WKS_FILE",
                 "WKS_FULL_PATH",
+                "WIC_CREATE_EXTRA_ARGS",
                 "KERNEL_IMAGETYPE",
                 "PYUPDATE_ARTIFACT_NAME",
             ],

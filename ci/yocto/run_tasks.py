@@ -378,12 +378,13 @@ def build(
     wks_file = Path(image["vars"]["WORKDIR"]) / Path(image["vars"]["WKS_FULL_PATH"]).name
     wks_file.write_text(image["wks"])
     disk = work / "disk.img"
+    extra = (image["vars"].get("WIC_CREATE_EXTRA_ARGS") or "").split()
     if wic is not None:
-        wks.assemble_with_wic(wic, wks_file, image["vars"], rootfs1, deploy, disk, r.env)
+        wks.assemble_with_wic(wic, wks_file, image["vars"], rootfs1, deploy, disk, r.env, extra)
     else:
-        wks.assemble(
-            wks.parse(image["wks"]), rootfs1, deploy, image["vars"]["IMAGE_BOOT_FILES"], disk
-        )
+        layout = wks.parse(image["wks"])
+        boot_files = image["vars"]["IMAGE_BOOT_FILES"]
+        wks.assemble(layout, rootfs1, deploy, boot_files, disk, "--no-fstab-update" not in extra)
     return Outputs(disk, artifacts, rootfs1, deploy, wks_file, tuple(dict.fromkeys(r.defects)))
 
 

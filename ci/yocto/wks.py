@@ -217,10 +217,18 @@ def _make_fs(
         )
 
 
-def assemble(layout: Layout, rootfs: Path, deploy: Path, boot_files: str, disk: Path) -> Path:
-    """The disk image, written to a temp file and renamed: never half a disk."""
+def assemble(
+    layout: Layout,
+    rootfs: Path,
+    deploy: Path,
+    boot_files: str,
+    disk: Path,
+    fstab_update: bool = True,
+) -> Path:
+    """The disk image, written to a temp file and renamed: never half a disk.
+    fstab_update=False is wic's --no-fstab-update (WIC_CREATE_EXTRA_ARGS)."""
     end = layout.parts[-1].start + layout.parts[-1].sectors
-    fstab = fstab_lines(layout)
+    fstab = fstab_lines(layout) if fstab_update else []
     with tempfile.TemporaryDirectory(dir=disk.parent) as tmp_dir:
         tmp = Path(tmp_dir)
         out = tmp / "disk.img"
@@ -267,6 +275,7 @@ def assemble_with_wic(
     deploy: Path,
     disk: Path,
     env: dict[str, str],
+    extra: list[str] | None = None,
 ) -> Path:
     """oe-core's wic on the same wks: host tools as the native sysroot, variables from a .env file."""
     with tempfile.TemporaryDirectory(dir=disk.parent) as tmp_dir:
@@ -304,6 +313,7 @@ def assemble_with_wic(
             "/",
             "-o",
             str(tmp / "out"),
+            *(extra or []),
         ]
         # wic insists on a build dir, even with every directory given, and finds
         # bitbake's lib (oe.path imports bb) through `bitbake` on PATH

@@ -10,8 +10,8 @@ wic make disks with the same partition table and filesystem labels.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -101,12 +101,10 @@ def test_wks_py_and_wic_make_the_same_partitions(data: dict, tmp_path: Path) -> 
         (deploy / name.split(";")[0]).write_bytes(b"x" * 16384)
     wks_file = tmp_path / "pyupdate-ab.wks"
     wks_file.write_text(image["wks"])
+    extra = (image["vars"].get("WIC_CREATE_EXTRA_ARGS") or "").split()
+    layout, boot_files = wks.parse(image["wks"]), image["vars"]["IMAGE_BOOT_FILES"]
     ours = wks.assemble(
-        wks.parse(image["wks"]),
-        rootfs,
-        deploy,
-        image["vars"]["IMAGE_BOOT_FILES"],
-        tmp_path / "ours.img",
+        layout, rootfs, deploy, boot_files, tmp_path / "ours.img", "--no-fstab-update" not in extra
     )
     env = {**os.environ, "PATH": f"/usr/sbin:/sbin:{os.environ['PATH']}"}
     theirs = wks.assemble_with_wic(
