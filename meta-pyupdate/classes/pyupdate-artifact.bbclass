@@ -1,6 +1,6 @@
 # pyupdate-artifact.bbclass: the signed rootfs artifact as an image type.
 #
-#   IMAGE_FSTYPES += "pyupdate"    # pyupdate-full adds it
+#   IMAGE_FSTYPES += "pyupdate"    # pyupdate-image adds it (pyupdate-artifact feature)
 #
 # Writes ${IMAGE_NAME}.mender (and a ${IMAGE_LINK_NAME}.mender link) with
 # `pyupdate-artifact write rootfs-image`, Mender Artifact v3, from the slot-sized
