@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BOARD ?= qemu-x86_64
 
-.PHONY: demo demo-artifact test dev lint test-fast test-qemu bench clean
+.PHONY: demo demo-artifact test dev lint test-fast test-qemu bench clean buildroot-image buildroot-test
 
 dev:
 	ci/install-deps.sh
@@ -29,6 +29,18 @@ test-fast: dev
 
 test-qemu: dev
 	PYUPDATE_BOARD=$(BOARD) $(PY) -m pytest -m qemu tests/qemu $(PYTEST_ARGS)
+
+# Opt-in, an hour or more: buildroot-ext's defconfig built with the real
+# Buildroot (BUILDROOT=path to a 2026.05.x tree), offline (docs/buildroot.md),
+# then the QEMU scenarios on what it built.
+BUILDROOT ?=
+BR_WORK ?= build/buildroot
+buildroot-image: dev
+	@test -n "$(BUILDROOT)" || { echo "error: set BUILDROOT=path/to/buildroot (2026.05.x)" >&2; exit 2; }
+	ci/buildroot/build.sh $(BOARD) $(BUILDROOT) $(BR_WORK)
+
+buildroot-test: dev
+	PYUPDATE_BUILDROOT_OUT=$(BR_WORK)/$(BOARD) PYUPDATE_BOARD=$(BOARD) $(PY) -m pytest -m qemu tests/qemu/test_buildroot_built.py $(PYTEST_ARGS)
 
 lint: dev
 	$(VENV)/bin/ruff check .

@@ -239,6 +239,12 @@ def substitute(debian: DebianSources, need: Need, buildroot: Path, src_root: Pat
                 continue
             if marker.exists() and marker.read_text().split()[0] == f"{name}={chosen}":
                 return marker.read_text().strip()
+            # gcc-initial and gcc-final, linux and linux-headers: one source tree
+            for other in src_root.glob("*/.pyupdate-substitute"):
+                if other.read_text().split()[0] == f"{name}={chosen}":
+                    shutil.rmtree(dest, ignore_errors=True)
+                    dest.symlink_to(other.parent.name)
+                    return other.read_text().strip()
             with tempfile.TemporaryDirectory(dir=src_root) as tmp:
                 tarball = Path(tmp) / orig[0]
                 if not fetch(orig[1], tarball):
@@ -364,6 +370,9 @@ def main() -> int:
             f"MISSING  {need.package} {need.version} {need.source} (sha256 {sha or '-'}; debian {have})"
         )
     if args.substitute:
+        # linux-headers "as kernel" takes the kernel's source; Buildroot refuses both
+        if "LINUX" in overrides:
+            overrides.pop("LINUX_HEADERS", None)
         lines = [f"# {args.substitute / v}: {note}\n{v}_OVERRIDE_SRCDIR = {args.substitute / v}\n"
                  for v, note in sorted(overrides.items())]  # fmt: skip
         (args.substitute / "local.mk").write_text("".join(lines))
