@@ -296,6 +296,12 @@ def apply_patches(need: Need, buildroot: Path, dest: Path) -> str:
             applied += 1
         else:
             skipped.append(p.name)
+    # One mtime for every file: a patched Makefile.am or configure.ac must not
+    # look newer than the generated files, or make re-runs automake (which
+    # Buildroot has not built yet when host-tar needs it).
+    subprocess.run(
+        ["find", str(dest), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True
+    )
     return f"patches-applied={applied} skipped={','.join(skipped) or '-'}"
 
 
