@@ -364,6 +364,12 @@ def main() -> int:
             var = override_var(need.package)
             if var in overrides:
                 continue
+            # A tree put there by hand (docs/buildroot.md: what the registries lack)
+            marker = args.substitute / var / ".pyupdate-substitute"
+            if marker.exists() and marker.read_text().startswith("local:"):
+                overrides[var] = marker.read_text().strip()
+                print(f"LOCAL    {need.package} {need.version} {need.source} -> {overrides[var]}")
+                continue
             got_sub = substitute(debian, need, args.buildroot, args.substitute)
             if got_sub:
                 overrides[var] = got_sub
@@ -379,8 +385,13 @@ def main() -> int:
         # linux-headers "as kernel" takes the kernel's source; Buildroot refuses both
         if "LINUX" in overrides:
             overrides.pop("LINUX_HEADERS", None)
-        lines = [f"# {args.substitute / v}: {note}\n{v}_OVERRIDE_SRCDIR = {args.substitute / v}\n"
-                 for v, note in sorted(overrides.items())]  # fmt: skip
+        lines = []
+        for v, note in sorted(overrides.items()):
+            lines.append(f"# {note}\n{v}_OVERRIDE_SRCDIR = {args.substitute / v}\n")
+            # e.g. a substitute of another minor version names it for Buildroot
+            extra = args.substitute / v / ".pyupdate-local.mk"
+            if extra.exists():
+                lines.append(extra.read_text())
         (args.substitute / "local.mk").write_text("".join(lines))
     print(f"{len(missing)} missing, {len(overrides)} substituted")
     return 1 if missing else 0
