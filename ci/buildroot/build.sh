@@ -68,6 +68,8 @@ set_option BR2_PYUPDATE_ARTIFACT_VERIFY_KEY "\"$keys/verify-key.pem\""
 set_option BR2_PYUPDATE_SIGNING_REQUIRED y
 set_option BR2_PYUPDATE_ARTIFACT_NAME '"pyupdate-buildroot-1"'
 
+# show-info must list Buildroot's own versions, not a previous run's overrides
+rm -f "$out/local.mk"
 echo "filling $BR2_DL_DIR (PyPI, Debian sources; substitutes in $work/src)"
 python3 "$repo/ci/buildroot/fill_downloads.py" --buildroot "$buildroot" --output "$out" \
 	--dl "$BR2_DL_DIR" --work "$work/apt" --substitute "$work/src" > "$work/$board-sources.txt" ||

@@ -7,7 +7,8 @@ many CI runners) reach only the package registries. Every file Buildroot
 needs (`make show-info` of the configured output dir O) is looked up:
 
 1. already in DL_DIR and matching Buildroot's .hash: kept;
-2. PyPI sdists: Buildroot's own files.pythonhosted.org address (a registry);
+2. PyPI sdists: Buildroot's own files.pythonhosted.org address (a registry),
+   or the same file name on PyPI's index (meson publishes its release there);
 3. Debian source packages: an orig tarball whose sha256 is the one in
    Buildroot's .hash file (the Sources index lists every file's sha256, so
    only matching files are downloaded).
@@ -296,6 +297,9 @@ def apply_patches(need: Need, buildroot: Path, dest: Path) -> str:
             applied += 1
         else:
             skipped.append(p.name)
+    fixup = WITHOUT_MANUAL.get(override_var(need.package))
+    if fixup:
+        fixup(dest)
     # One mtime for every file: a patched Makefile.am or configure.ac must not
     # look newer than the generated files, or make re-runs automake (which
     # Buildroot has not built yet when host-tar needs it).
@@ -322,6 +326,47 @@ def from_pypi(need: Need, dest: Path, hashes: list[tuple[str, str]]) -> bool:
     return False
 
 
+def from_pypi_index(need: Need, dest: Path, hashes: list[tuple[str, str]]) -> bool:
+    """A project that also publishes its release tarball on PyPI (meson): same bytes."""
+    m = re.match(r"(.+?)-\d", need.source)
+    if not m or not hashes:
+        return False
+    try:
+        with urllib.request.urlopen(f"https://pypi.org/simple/{m.group(1)}/", timeout=60) as r:
+            index = r.read().decode(errors="replace")
+    except OSError:
+        return False
+    for url in re.findall(r'href="(https://files\.pythonhosted\.org/[^"#]+)', index):
+        if url.endswith("/" + need.source) and fetch(url, dest):
+            if matches(dest, hashes):
+                return True
+            dest.unlink()
+    return False
+
+
+def _gmp_without_manual(tree: Path) -> None:
+    for name in ("configure",):
+        f = tree / name
+        f.write_text(f.read_text().replace(" doc/Makefile ", " "))
+    for name in ("Makefile.in", "Makefile.am"):
+        f = tree / name
+        f.write_text(re.sub(r"^(SUBDIRS = .*) doc$", r"\1", f.read_text(), flags=re.M))
+
+
+def _bison_without_manual(tree: Path) -> None:
+    # the examples are extracted from the manual: an empty one has none
+    stub = tree / "doc/bison.texi"
+    if not stub.exists():
+        stub.write_text("\\input texinfo\n@setfilename bison.info\n@settitle stub\n@bye\n")
+    makefile = tree / "Makefile.in"
+    makefile.write_text(re.sub(r"^INFO_DEPS = .*$", "INFO_DEPS =", makefile.read_text(), flags=re.M))
+
+
+# Debian's +dfsg repacks drop GFDL manuals that the build still names as
+# inputs: build without them (Buildroot never installs host info pages).
+WITHOUT_MANUAL = {"GMP": _gmp_without_manual, "BISON": _bison_without_manual}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--buildroot", type=Path, required=True)
@@ -345,7 +390,7 @@ def main() -> int:
         if dest.exists() and matches(dest, hashes):
             print(f"ok       {need.package} {need.source}")
             continue
-        if from_pypi(need, dest, hashes):
+        if from_pypi(need, dest, hashes) or from_pypi_index(need, dest, hashes):
             print(f"pypi     {need.package} {need.source}")
             continue
         sha = dict(hashes).get("sha256")
