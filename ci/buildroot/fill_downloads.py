@@ -297,6 +297,7 @@ def apply_patches(need: Need, buildroot: Path, dest: Path) -> str:
             applied += 1
         else:
             skipped.append(p.name)
+    _without_doc_subdir(dest)
     fixup = WITHOUT_MANUAL.get(override_var(need.package))
     if fixup:
         fixup(dest)
@@ -344,13 +345,24 @@ def from_pypi_index(need: Need, dest: Path, hashes: list[tuple[str, str]]) -> bo
     return False
 
 
-def _gmp_without_manual(tree: Path) -> None:
-    for name in ("configure",):
-        f = tree / name
-        f.write_text(f.read_text().replace(" doc/Makefile ", " "))
+def _without_doc_subdir(tree: Path) -> None:
+    """A doc/ whose manual Debian removed (or doc/ itself gone): not built at all."""
+    doc = tree / "doc"
+    makefile_in = doc / "Makefile.in"
+    if makefile_in.exists():
+        texinfos = re.findall(r"^info_TEXINFOS = (\S+)", makefile_in.read_text(), re.M)
+        if all((doc / t).exists() for t in texinfos):
+            return
+    elif doc.is_dir() or not (tree / "configure").exists():
+        return
+    else:
+        configure = tree / "configure"
+        configure.write_text(configure.read_text().replace(" doc/Makefile ", " "))
     for name in ("Makefile.in", "Makefile.am"):
         f = tree / name
-        f.write_text(re.sub(r"^(SUBDIRS = .*) doc$", r"\1", f.read_text(), flags=re.M))
+        if f.exists():
+            text = re.sub(r"^(SUBDIRS = .*?) doc( |$)", r"\1\2", f.read_text(), flags=re.M)
+            f.write_text(text)
 
 
 def _bison_without_manual(tree: Path) -> None:
@@ -359,12 +371,14 @@ def _bison_without_manual(tree: Path) -> None:
     if not stub.exists():
         stub.write_text("\\input texinfo\n@setfilename bison.info\n@settitle stub\n@bye\n")
     makefile = tree / "Makefile.in"
-    makefile.write_text(re.sub(r"^INFO_DEPS = .*$", "INFO_DEPS =", makefile.read_text(), flags=re.M))
+    text = re.sub(r"^INFO_DEPS = .*$", "INFO_DEPS =", makefile.read_text(), flags=re.M)
+    makefile.write_text(re.sub(r"^all-local: .*info\.bak$", "all-local:", text, flags=re.M))
 
 
-# Debian's +dfsg repacks drop GFDL manuals that the build still names as
-# inputs: build without them (Buildroot never installs host info pages).
-WITHOUT_MANUAL = {"GMP": _gmp_without_manual, "BISON": _bison_without_manual}
+# Debian's repacks drop GFDL manuals that the build still names as inputs:
+# build without them (Buildroot never installs host info pages). Most keep
+# them in doc/ (_without_doc_subdir); bison builds its manual from the top.
+WITHOUT_MANUAL = {"BISON": _bison_without_manual}
 
 
 def main() -> int:
