@@ -375,10 +375,17 @@ def _bison_without_manual(tree: Path) -> None:
     makefile.write_text(re.sub(r"^all-local: .*info\.bak$", "all-local:", text, flags=re.M))
 
 
+def _gawk_without_manual(tree: Path) -> None:
+    # awklib's programs are extracted from the manual too; gawk runs without them
+    for name in ("Makefile.in", "Makefile.am"):
+        f = tree / name
+        f.write_text(re.sub(r"^(SUBDIRS = .*?) awklib( |$)", r"\1\2", f.read_text(), flags=re.M))
+
+
 # Debian's repacks drop GFDL manuals that the build still names as inputs:
 # build without them (Buildroot never installs host info pages). Most keep
 # them in doc/ (_without_doc_subdir); bison builds its manual from the top.
-WITHOUT_MANUAL = {"BISON": _bison_without_manual}
+WITHOUT_MANUAL = {"BISON": _bison_without_manual, "GAWK": _gawk_without_manual}
 
 
 def main() -> int:
