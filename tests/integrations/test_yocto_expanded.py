@@ -108,7 +108,7 @@ def test_wks_py_and_wic_make_the_same_partitions(data: dict, tmp_path: Path) -> 
     )
     env = {**os.environ, "PATH": f"/usr/sbin:/sbin:{os.environ['PATH']}"}
     theirs = wks.assemble_with_wic(
-        wic, wks_file, image["vars"], rootfs, deploy, tmp_path / "wic.img", env
+        wic, wks_file, image["vars"], rootfs, deploy, tmp_path / "wic.img", env, extra
     )
     assert wks.describe(ours) == wks.describe(theirs)
     rootfs_a = wks.describe(theirs)[1]
