@@ -356,8 +356,11 @@ def _without_doc_subdir(tree: Path) -> None:
     elif doc.is_dir() or not (tree / "configure").exists():
         return
     else:
-        configure = tree / "configure"
-        configure.write_text(configure.read_text().replace(" doc/Makefile ", " "))
+        # configure.ac too: Buildroot re-runs autoreconf on packages it patches (gmp)
+        for name in ("configure", "configure.ac"):
+            if (tree / name).exists():
+                text = (tree / name).read_text()
+                (tree / name).write_text(re.sub(r"([ \t\[])doc/Makefile\b ?", r"\1", text))
     for name in ("Makefile.in", "Makefile.am"):
         f = tree / name
         if f.exists():
