@@ -37,9 +37,7 @@ mkdir -p "$work/dl" "$work/src"
 export BR2_DL_DIR=$work/dl
 # Buildroot runs as root here (CI containers); GNU tar's configure refuses that.
 export FORCE_UNSAFE_CONFIGURE=1
-# bison and flex from the host: Debian's +dfsg bison tarball lacks its manual, which
-# its build needs; with them on the host Buildroot does not build its own.
-for tool in rsync patch make gcc g++ bzip2 unzip bc cpio file bison flex; do
+for tool in rsync patch make gcc g++ bzip2 unzip bc cpio file; do
 	command -v "$tool" > /dev/null || die "host tool missing: $tool (apt-get install $tool)"
 done
 start=$SECONDS
