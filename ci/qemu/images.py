@@ -131,21 +131,14 @@ def install_daemon(tree: Path) -> None:
     dropin.mkdir(exist_ok=True)
     # conditions are checked once the unit's RequiresMountsFor (/data included) are met
     (dropin / "qemu-test.conf").write_text("[Unit]\nConditionPathExists=/data/pyupdate-managed\n")
-    scripts = {
-        "usr/share/pyupdate/identity/pyupdate-device-identity": (
-            "#!/bin/sh\n# the MAC of the first ethernet interface, as mender-device-identity\n"
-            'for i in /sys/class/net/e*; do echo "mac=$(cat "$i/address")"; break; done\n'
-        ),
-        "usr/share/pyupdate/inventory/pyupdate-inventory-os": (
-            '#!/bin/sh\necho "kernel=$(uname -r)"\necho "hostname=$(cat /etc/hostname)"\n'
-            '. /etc/os-release && echo "os=$PRETTY_NAME"\n'
-        ),
-    }
-    for path, text in scripts.items():
-        target = tree / path
+    # the agent's own identity and inventory scripts, as the Yocto and Buildroot packages install them
+    for kind, name in (
+        ("identity", "pyupdate-device-identity"),
+        ("inventory", "pyupdate-inventory-os"),
+    ):
+        target = tree / "usr/share/pyupdate" / kind / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        target.chmod(0o755)
+        shutil.copy2(REPO / "agent/support" / kind / name, target)
 
 
 def compose_tree(

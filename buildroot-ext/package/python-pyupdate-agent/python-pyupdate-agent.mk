@@ -31,6 +31,10 @@ define PYTHON_PYUPDATE_AGENT_INSTALL_CONF
 			$(TARGET_DIR)/etc/pyupdate/pyupdate.conf)
 	echo "device_type=$(call qstrip,$(BR2_PACKAGE_PYTHON_PYUPDATE_AGENT_DEVICE_TYPE))" \
 		> $(TARGET_DIR)/etc/pyupdate/device_type
+	$(INSTALL) -D -m 0755 $(@D)/support/identity/pyupdate-device-identity \
+		$(TARGET_DIR)/usr/share/pyupdate/identity/pyupdate-device-identity
+	$(INSTALL) -D -m 0755 $(@D)/support/inventory/pyupdate-inventory-os \
+		$(TARGET_DIR)/usr/share/pyupdate/inventory/pyupdate-inventory-os
 endef
 PYTHON_PYUPDATE_AGENT_POST_INSTALL_TARGET_HOOKS += PYTHON_PYUPDATE_AGENT_INSTALL_CONF
 

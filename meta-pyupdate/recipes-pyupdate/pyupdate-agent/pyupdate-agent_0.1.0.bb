@@ -26,6 +26,7 @@ SYSTEMD_SERVICE:${PN} = "${@pyupdate_feature('pyupdate-systemd', 'pyupdate.servi
 SYSTEMD_AUTO_ENABLE:${PN} = "${@'enable' if d.getVar('PYUPDATE_SERVER_URL') else 'disable'}"
 
 FILES:${PN} += "${localstatedir}/lib/pyupdate \
+    ${datadir}/pyupdate \
     ${sysconfdir}/pyupdate/scripts/version \
     ${nonarch_libdir}/tmpfiles.d/pyupdate.conf \
     ${systemd_system_unitdir}/pyupdate.service"
@@ -74,6 +75,12 @@ do_install:append() {
     # Owned here, once, so any number of pyupdate-state-scripts recipes can
     # add scripts to the same dir without two packages shipping the same file.
     printf '3\n' > ${D}${sysconfdir}/pyupdate/scripts/version
+    # The device's identity (MAC of the first interface) and basic inventory,
+    # the agent's own scripts; a board adds or replaces them in these dirs.
+    install -D -m 0755 ${S}/support/identity/pyupdate-device-identity \
+        ${D}${datadir}/pyupdate/identity/pyupdate-device-identity
+    install -D -m 0755 ${S}/support/inventory/pyupdate-inventory-os \
+        ${D}${datadir}/pyupdate/inventory/pyupdate-inventory-os
     if [ -n "${@pyupdate_feature('pyupdate-systemd', '1', '', d)}" ]; then
         install -d ${D}${systemd_system_unitdir}
         install -m 0644 ${S}/systemd/pyupdate.service ${D}${systemd_system_unitdir}/pyupdate.service
