@@ -24,10 +24,7 @@ SUITE = "bookworm"
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 # No python3-cryptography: the agent signs and verifies through libcrypto (ctypes), as
 # on a Yocto or Buildroot device, so these boots prove that path.
-ROOTFS_PACKAGES = (
-    "systemd-sysv,udev,python3,libubootenv-tool,"
-    "e2fsprogs,util-linux,iproute2,kmod"
-)
+ROOTFS_PACKAGES = "systemd-sysv,udev,python3,libubootenv-tool,e2fsprogs,util-linux,iproute2,kmod"
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
 # Modules the cloud kernel lacks for this machine: virtio disk and net, vfat for
 # the env partition. Loaded by the initramfs and kept for the rootfs.
@@ -45,9 +42,7 @@ INITRAMFS_MODULES = (
 # registering one changes the host kernel), the rootfs is "tiny": Debian's
 # packages only unpacked (mmdebstrap's extract variant, no maintainer scripts),
 # busybox and a shell script as init instead of systemd (tiny-init.sh).
-TINY_ROOTFS_PACKAGES = (
-    "busybox-static,python3,libubootenv-tool,util-linux,mount"
-)
+TINY_ROOTFS_PACKAGES = "busybox-static,python3,libubootenv-tool,util-linux,mount"
 TINY_ARCHES = frozenset({"arm64"})
 CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
 BOARD_ARCH = {"qemu-x86_64": "amd64", "qemu-aarch64": "arm64"}
