@@ -24,7 +24,6 @@ sys.path.insert(0, str(REPO / "ci" / "yocto"))
 import record  # noqa: E402
 import wks  # noqa: E402
 
-MACHINE = "qemux86-64"
 SNAPSHOTS = os.environ.get("PYUPDATE_SNAPSHOTS")
 needs_snapshots = pytest.mark.skipif(not SNAPSHOTS, reason="PYUPDATE_SNAPSHOTS is not set")
 
