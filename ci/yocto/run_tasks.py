@@ -39,6 +39,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "qemu"))
 
+import images  # noqa: E402
 import record  # noqa: E402
 import wks  # noqa: E402
 
@@ -191,24 +192,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 def _wheels(work: Path) -> list[Path]:
     out = work / "wheels"
-    if not out.is_dir():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "-q",
-                "--no-deps",
-                "-w",
-                str(out),
-                str(REPO / "artifact_tool"),
-                str(REPO / "agent"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-    return sorted(out.glob("*.whl"))
+    return sorted(out.glob("*.whl")) if out.is_dir() else images.agent_wheels(out)
 
 
 def _install_python_package(d: Path, wheels: list[Path]) -> None:
