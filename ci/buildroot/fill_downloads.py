@@ -396,6 +396,12 @@ def _gcc_without_manual(tree: Path) -> None:
         makefile.write_text(text.replace(rule.group(0), f"{head}\n\t$(STAMP) $@\n"))
 
 
+def _glibc_without_manual(tree: Path) -> None:
+    makeconfig = tree / "Makeconfig"
+    if not (tree / "manual").exists():
+        makeconfig.write_text(re.sub(r"(\s)manual(\s)", r"\1\2", makeconfig.read_text(), count=1))
+
+
 # Debian's repacks drop GFDL manuals that the build still names as inputs:
 # build without them (Buildroot never installs host info pages). Most keep
 # them in doc/ (_without_doc_subdir); bison builds its manual from the top.
@@ -404,6 +410,7 @@ WITHOUT_MANUAL = {
     "GAWK": _gawk_without_manual,
     "GCC_FINAL": _gcc_without_manual,
     "GCC_INITIAL": _gcc_without_manual,
+    "GLIBC": _glibc_without_manual,
 }
 
 
