@@ -37,8 +37,8 @@ mkdir -p "$work/dl" "$work/src"
 export BR2_DL_DIR=$work/dl
 # Buildroot runs as root here (CI containers); GNU tar's configure refuses that.
 export FORCE_UNSAFE_CONFIGURE=1
-for tool in rsync patch make gcc g++ bzip2 unzip bc cpio file; do
-	command -v "$tool" > /dev/null || die "host tool missing: $tool (apt-get install $tool)"
+for tool in rsync patch make gcc g++ bzip2 unzip bc cpio file autoreconf; do
+	command -v "$tool" > /dev/null || die "host tool missing: $tool (Debian: apt-get install rsync autoconf automake libtool autopoint)"
 done
 start=$SECONDS
 

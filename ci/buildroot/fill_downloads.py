@@ -298,6 +298,10 @@ def apply_patches(need: Need, buildroot: Path, dest: Path) -> str:
         else:
             skipped.append(p.name)
     _without_doc_subdir(dest)
+    # Debian's orig of some autotools projects is a git export (libconfuse,
+    # libyaml): generate what their release tarball ships, with the host's autotools
+    if not (dest / "configure").exists() and (dest / "configure.ac").exists():
+        subprocess.run(["autoreconf", "-fi"], cwd=dest, check=True, capture_output=True)
     fixup = WITHOUT_MANUAL.get(override_var(need.package))
     if fixup:
         fixup(dest)
