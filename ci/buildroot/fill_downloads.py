@@ -252,14 +252,14 @@ def substitute(debian: DebianSources, need: Need, buildroot: Path, src_root: Pat
                     continue
                 shutil.rmtree(dest, ignore_errors=True)
                 dest.mkdir(parents=True)
-                unpack(tarball, dest)
+                unpack(tarball, dest, need.package.removeprefix("host-"))
             notes = apply_patches(need, buildroot, dest)
             marker.write_text(f"{name}={chosen} {notes}\n")
             return marker.read_text().strip()
     return None
 
 
-def unpack(tarball: Path, dest: Path) -> None:
+def unpack(tarball: Path, dest: Path, subdir: str = "") -> None:
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest)], check=True)
     entries = list(dest.iterdir())
     if len(entries) == 1 and entries[0].is_dir():
@@ -267,6 +267,17 @@ def unpack(tarball: Path, dest: Path) -> None:
         for e in top.iterdir():
             e.rename(dest / e.name)
         top.rmdir()
+    # a repository export whose release tarball is one of its folders (expat)
+    if (
+        subdir
+        and (dest / subdir / "configure.ac").exists()
+        and not (dest / "configure.ac").exists()
+    ):
+        inner = dest / subdir
+        keep = dest.parent / f".{dest.name}.inner"
+        inner.rename(keep)
+        shutil.rmtree(dest)
+        keep.rename(dest)
     # gcc's Debian orig holds the upstream tarball itself
     inner = [e for e in dest.iterdir() if re.match(r"gcc-[\d.]+(-dfsg)?\.tar\.", e.name)]
     if inner and not (dest / "configure").exists():
