@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -417,6 +418,27 @@ def _glibc_without_manual(tree: Path) -> None:
         makeconfig.write_text(re.sub(r"(\s)manual(\s)", r"\1\2", makeconfig.read_text(), count=1))
 
 
+def _sqlite_amalgamation(tree: Path) -> None:
+    """Debian ships sqlite's full tree (it builds the Tcl extension); Buildroot
+    builds the amalgamation, which sqlite's own makefile makes from that tree."""
+    if (tree / "sqlite3.c").exists():
+        return
+    with tempfile.TemporaryDirectory(dir=tree.parent) as tmp:
+        work = Path(tmp)
+        (work / "bin").mkdir()
+        (work / "bin/tree").write_text("#!/bin/sh\nexit 0\n")  # only lists the result
+        (work / "bin/tree").chmod(0o755)
+        env = {**os.environ, "PATH": f"{work / 'bin'}:{os.environ['PATH']}"}
+        subprocess.run([str(tree / "configure")], cwd=work, check=True, capture_output=True)
+        subprocess.run(
+            ["make", "amalgamation-tarball"], cwd=work, env=env, check=True, capture_output=True
+        )
+        tarball = next(work.glob("sqlite-autoconf-*.tar.gz"))
+        for e in list(tree.iterdir()):
+            shutil.rmtree(e) if e.is_dir() else e.unlink()
+        unpack(tarball, tree)
+
+
 # Debian's repacks drop GFDL manuals that the build still names as inputs:
 # build without them (Buildroot never installs host info pages). Most keep
 # them in doc/ (_without_doc_subdir); bison builds its manual from the top.
@@ -426,6 +448,7 @@ WITHOUT_MANUAL = {
     "GCC_FINAL": _gcc_without_manual,
     "GCC_INITIAL": _gcc_without_manual,
     "GLIBC": _glibc_without_manual,
+    "SQLITE": _sqlite_amalgamation,
 }
 
 
