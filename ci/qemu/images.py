@@ -63,25 +63,22 @@ def agent_wheels(out: Path) -> list[Path]:
     return sorted(out.glob("*.whl"))
 
 
-def install_agent(tree: Path, wheels: list[Path]) -> None:
-    """pip --target into Debian's dist-packages; console scripts rewritten for /usr/bin/python3."""
-    target = tree / PYTHON_SITE
+def pip_target(site: Path, wheels: list[Path]) -> None:
+    """The wheels unpacked into a rootfs's site dir (no deps, no .pyc: not this Python's)."""
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            str(target),
-            *map(str, wheels),
+            *(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile"),
+            *("--target", str(site), *map(str, wheels)),
         ],
         check=True,
         capture_output=True,
     )
+
+
+def install_agent(tree: Path, wheels: list[Path]) -> None:
+    """pip --target into Debian's dist-packages; console scripts rewritten for /usr/bin/python3."""
+    target = tree / PYTHON_SITE
+    pip_target(target, wheels)
     bin_dir = tree / "usr/local/bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     (bin_dir / "pyupdate").write_text(

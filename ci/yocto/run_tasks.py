@@ -198,22 +198,7 @@ def _wheels(work: Path) -> list[Path]:
 def _install_python_package(d: Path, wheels: list[Path]) -> None:
     """STAND_INS["agent"]: what python_pep517_do_install leaves in D, for Debian's python3."""
     site = d / "usr/lib/python3/dist-packages"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            str(site),
-            *map(str, wheels),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    images.pip_target(site, wheels)
     shutil.rmtree(site / "bin", ignore_errors=True)
     (d / "usr/bin").mkdir(parents=True, exist_ok=True)
     for name, module in (
