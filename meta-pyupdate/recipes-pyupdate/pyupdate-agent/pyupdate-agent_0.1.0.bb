@@ -33,7 +33,7 @@ FILES:${PN} += "${localstatedir}/lib/pyupdate \
 CONFFILES:${PN} = "${sysconfdir}/pyupdate/pyupdate.conf"
 
 # What the agent imports on the device, mapped through oe-core's
-# python3-manifest.json (tests/integrations/test_layer_rdepends.py keeps the
+# python3-manifest.json (tests/integrations/test_runtime_closure.py keeps the
 # two in step), never through what another package happens to pull in:
 #   core        argparse, collections, contextlib, dataclasses, enum, fcntl,
 #               functools, lzma, os, pathlib, re, shutil, signal, stat, struct,
