@@ -312,8 +312,13 @@ def apply_patches(need: Need, buildroot: Path, dest: Path) -> str:
     _without_doc_subdir(dest)
     # Debian's orig of some autotools projects is a git export (libconfuse,
     # libyaml): generate what their release tarball ships, with the host's autotools
-    if not (dest / "configure").exists() and (dest / "configure.ac").exists():
-        subprocess.run(["autoreconf", "-fi"], cwd=dest, check=True, capture_output=True)
+    # (kmod ships configure.ac too but Buildroot builds it with meson).
+    autotools = any("autotools-package" in mk.read_text() for d in pkgdirs for mk in d.glob("*.mk"))
+    if autotools and not (dest / "configure").exists() and (dest / "configure.ac").exists():
+        run = subprocess.run(["autoreconf", "-fi"], cwd=dest, capture_output=True, text=True)
+        if run.returncode:
+            last = (run.stderr.strip().splitlines() or ["?"])[-1]
+            raise SystemExit(f"fill_downloads.py: {need.package}: autoreconf failed: {last}")
     fixup = WITHOUT_MANUAL.get(override_var(need.package))
     if fixup:
         fixup(dest)
