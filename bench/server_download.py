@@ -39,8 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci" / "qemu"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import fleet  # noqa: E402
-
+from pyupdate_artifact.qemutest import server as fleet  # noqa: E402
 from server import NEXT, Device, make_artifact, rss_kib  # noqa: E402
 
 MIB = 1 << 20

@@ -19,9 +19,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ci" / "qemu"))
 
-import fleet  # noqa: E402
 import images  # noqa: E402
-from strategy import BootStrategy, DiskImage, QemuDriver, ShellDriver, State, accel  # noqa: E402
+
+from pyupdate_artifact.qemutest import server as fleet  # noqa: E402
+from pyupdate_artifact.qemutest.machine import (  # noqa: E402
+    BootStrategy,
+    DiskImage,
+    QemuDriver,
+    ShellDriver,
+    State,
+    accel,
+)
 
 BOARD = "qemu-x86_64"
 _T0 = time.monotonic()

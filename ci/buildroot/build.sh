@@ -11,7 +11,7 @@
 # Output: WORK_DIR/BOARD-release-1/ (disk.img, U-Boot, the board config, the
 # signed artifact and its key pair), WORK_DIR/BOARD-release-2/ (the next
 # release's artifact and slot image) and WORK_DIR/BOARD-summary.txt (build
-# time, sizes). make buildroot-test runs the QEMU scenarios on them.
+# time, sizes). make buildroot-test runs pyupdate-qemu-test on them.
 set -euo pipefail
 
 die() {
@@ -97,9 +97,11 @@ build_seconds=$((SECONDS - start))
 # Release 1 is what the device is flashed with; release 2 is the same build
 # with the next artifact name, as the next CI run would make it.
 rm -rf "$work/$board-release-1" "$work/$board-release-2"
-mkdir -p "$work/$board-release-1" "$work/$board-release-2"
+# release-1/ keeps the layout of output/images/ that pyupdate-qemu-test --images reads.
+mkdir -p "$work/$board-release-1/pyupdate" "$work/$board-release-2"
 cp --sparse=always "$images/disk.img" "$work/$board-release-1/"
-cp "$images"/u-boot.* "$images/pyupdate-buildroot-1.mender" "$images/pyupdate/board.json" "$work/$board-release-1/"
+cp "$images"/u-boot.* "$images/pyupdate-buildroot-1.mender" "$work/$board-release-1/"
+cp "$images/pyupdate/board.json" "$work/$board-release-1/pyupdate/"
 echo "building release 2"
 set_option BR2_PYUPDATE_ARTIFACT_NAME '"pyupdate-buildroot-2"'
 build

@@ -8,7 +8,6 @@ copy and turned into slots and a disk by `pyupdate-image` (its library API).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,11 +21,12 @@ from pyupdate_artifact.image import artifact, slot
 from pyupdate_artifact.image.board import Board, load_board
 from pyupdate_artifact.image.build import BuildSpec, build
 
+# The guest reaches the host's services at GUEST_HOST_IP (the QEMU guestfwd, machine.py).
+from pyupdate_artifact.qemutest.machine import GUEST_HOST_IP
+from pyupdate_artifact.qemutest.scenarios import SERVER_GUEST_PORT
+
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"
-# The guest reaches the host's services at GUEST_HOST_IP (ci/qemu/strategy.py guestfwd).
-GUEST_HOST_IP = "10.0.2.100"
-SERVER_GUEST_PORT = 8081
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ def compose_tree(
         "ArtifactVerifyKey": "/etc/pyupdate/artifact-verify-key.pem",
         "DeviceTypeFile": "/etc/pyupdate/device_type",
         "Bootloader": "uboot",
-        # managed mode: the host's pyupdate-server through the QEMU guestfwd (ci/qemu/strategy.py)
+        # managed mode: the host's pyupdate-server through the QEMU guestfwd (qemutest/machine.py)
         "ServerURL": f"http://{GUEST_HOST_IP}:{SERVER_GUEST_PORT}",
         "UpdatePollIntervalSeconds": 5,
         "InventoryPollIntervalSeconds": 30,
@@ -209,20 +209,3 @@ def build_device_images(board_name: str, work: Path, key: Path, verify_key: Path
         verify_key=verify_key,
         key=key,
     )
-
-
-def media_disk(files: list[Path], out: Path) -> Path:
-    """An ext4 'USB stick' holding the artifacts (second virtio disk), made without loop devices."""
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        for f in files:
-            os.link(f, Path(tmp) / f.name) if _same_fs(f, out) else shutil.copy2(f, tmp)
-        size = sum(f.stat().st_size for f in files) + (32 << 20)
-        subprocess.run(
-            ["mkfs.ext4", "-q", "-F", "-L", "media", "-d", tmp, str(out), f"{size >> 10}k"],
-            check=True,
-        )
-    return out
-
-
-def _same_fs(a: Path, b: Path) -> bool:
-    return a.stat().st_dev == b.parent.stat().st_dev

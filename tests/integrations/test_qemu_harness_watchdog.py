@@ -1,4 +1,4 @@
-"""The QEMU harness's board watchdog (ci/qemu/strategy.py), on a machine that hangs on purpose.
+"""The QEMU harness's board watchdog (pyupdate_artifact/qemutest/machine.py), on a machine that hangs on purpose.
 
 A script stands in for qemu-system-*: it ignores QEMU's arguments and plays one
 console script per power-on (a hang is a long sleep). The watchdog must reset a
@@ -17,7 +17,7 @@ import pytest
 from pyupdate_artifact.image.board import load_board
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci" / "qemu"))
-from strategy import BOOT_SCRIPT, DiskImage, QemuDriver
+from pyupdate_artifact.qemutest.machine import BOOT_SCRIPT, DiskImage, QemuDriver
 
 HANG = "exec sleep 600"
 BOOT = f'echo "{BOOT_SCRIPT} (fake) ==="'

@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "ci" / "qemu"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fleet  # noqa: E402
 import images  # noqa: E402
 from qemu_device import HTTP_GUEST_PORT, Device, Session  # noqa: E402
-from strategy import (  # noqa: E402
+
+from pyupdate_artifact.qemutest.machine import (  # noqa: E402
     BootStrategy,
     DiskImage,
     QemuDriver,
@@ -37,6 +37,7 @@ from strategy import (  # noqa: E402
     State,
     accel,
 )
+from pyupdate_artifact.qemutest.media import media_disk  # noqa: E402
 
 BOARD = os.environ.get("PYUPDATE_BOARD", "qemu-x86_64")
 _TIMINGS: list[str] = []
@@ -47,16 +48,11 @@ collect_ignore = [] if os.environ.get("PYUPDATE_BUILDROOT_OUT") else ["test_buil
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).resolve().parent
-    # Boards whose test rootfs is the tiny one (inputs.TINY_ARCHES) have no systemd.
-    tiny = not images.inputs.has_systemd(images.inputs.BOARD_ARCH.get(BOARD, "amd64"))
     for item in items:
         if Path(str(item.fspath)).resolve().parent == here:
             item.add_marker(pytest.mark.qemu)
             item.add_marker(pytest.mark.uboot)
             item.add_marker(pytest.mark.slow)
-            if tiny and "managed_device" in getattr(item, "fixturenames", ()):
-                reason = f"{BOARD}: its tiny rootfs has no systemd to run `pyupdate daemon`"
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -106,7 +102,7 @@ def qemu_session(tmp_path_factory) -> Session:
     started = time.monotonic()
     priv, pub = _key_pair(work)
     built = images.build_device_images(BOARD, work, priv, pub)
-    media = images.media_disk(
+    media = media_disk(
         [built.updates["release-2"], built.updates["release-broken"]], work / "media.img"
     )
     _TIMINGS.append(
@@ -117,7 +113,7 @@ def qemu_session(tmp_path_factory) -> Session:
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    # Bound to loopback only; the guest reaches it through a QEMU guestfwd (strategy.py).
+    # Bound to loopback only; the guest reaches it through a QEMU guestfwd (qemutest/machine.py).
     yield Session(built, media, server.server_address[1], work)
     server.shutdown()
 
@@ -148,23 +144,3 @@ def _boot(session: Session, tmp_path: Path, request, forwards: dict[int, int]):
 @pytest.fixture
 def device(qemu_session: Session, tmp_path: Path, request):
     yield from _boot(qemu_session, tmp_path, request, {HTTP_GUEST_PORT: qemu_session.http_port})
-
-
-@pytest.fixture
-def fleet_server(tmp_path: Path):
-    """The bundled server on 127.0.0.1 with an admin user (ci/qemu/fleet.py)."""
-    server = fleet.Server(tmp_path / "server-data", tmp_path / "server.log")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def managed_device(qemu_session: Session, fleet_server, tmp_path: Path, request):
-    """A device whose ServerURL reaches `fleet_server`; the daemon is not started yet."""
-    forwards = {
-        HTTP_GUEST_PORT: qemu_session.http_port,
-        images.SERVER_GUEST_PORT: fleet_server.port,
-    }
-    yield from _boot(qemu_session, tmp_path, request, forwards)

@@ -1,5 +1,8 @@
-"""The device under test and the session's images, as the scenarios see them.
+"""The device under test and the session's images, as this repo's scenarios see them.
 
+`Device` is pyupdate-qemu-test's `Target` (the one implementation of the
+device's verbs) plus what only these tests use: the session's HTTP server
+and util-linux's findmnt on the Debian stand-in rootfs.
 Kept out of conftest.py so scenario modules import it by a unique name.
 """
 
@@ -9,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import images
-from strategy import GUEST_HOST_IP, BootStrategy, State
+
+from pyupdate_artifact.qemutest.machine import GUEST_HOST_IP, BootStrategy
+from pyupdate_artifact.qemutest.target import Target
 
 HTTP_GUEST_PORT = 8080
 
@@ -26,18 +31,12 @@ class Session:
         return f"http://{GUEST_HOST_IP}:{HTTP_GUEST_PORT}"
 
 
-class Device:
-    """The machine under test, at a root shell. Wraps the strategy with scenario verbs."""
+class Device(Target):
+    """The machine under test, at a root shell."""
 
-    def __init__(self, strategy: BootStrategy, session: Session) -> None:
-        self.strategy = strategy
+    def __init__(self, strategy: BootStrategy, session: Session | None) -> None:
+        super().__init__(strategy, strategy.power.board)
         self.session = session
-
-    def sh(self, cmd: str, timeout: float = 300.0) -> str:
-        return self.strategy.shell.check(cmd, timeout)
-
-    def run(self, cmd: str, timeout: float = 300.0) -> tuple[int, str]:
-        return self.strategy.shell.run(cmd, timeout)
 
     def env(self) -> dict[str, str]:
         out = self.sh("fw_printenv")
@@ -46,24 +45,5 @@ class Device:
     def root_device(self) -> str:
         return self.sh("findmnt -n -o SOURCE /").strip()
 
-    def artifact(self) -> str:
-        return self.sh("pyupdate show-artifact").strip()
-
-    def mount_media(self) -> str:
-        self.sh(
-            "mkdir -p /media/usb && (mountpoint -q /media/usb || mount -o ro /dev/vdb /media/usb)"
-        )
-        return "/media/usb"
-
-    def reboot_to_shell(self) -> None:
-        self.strategy.reboot()
-        self.strategy.await_shell()
-
     def expect_boot(self, pattern: str, timeout: float = 240.0) -> None:
-        self.strategy.power.expect(pattern, timeout)
-
-    def power_cut(self) -> None:
-        self.strategy.power_cut()
-
-    def power_on_to_shell(self) -> None:
-        self.strategy.transition(State.SHELL)
+        self.expect(pattern, timeout)

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import images
 from qemu_device import Session
-from strategy import BootStrategy, DiskImage, QemuDriver, ShellDriver, State
+
+from pyupdate_artifact.qemutest.machine import (
+    BootStrategy,
+    DiskImage,
+    QemuDriver,
+    ShellDriver,
+    State,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD_DIRS = {"qemu-x86_64": "qemu_x86_64", "qemu-aarch64": "qemu_aarch64"}

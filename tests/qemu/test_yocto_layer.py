@@ -6,20 +6,21 @@ lines, the artifacts of three builds) on the Debian stand-in rootfs, and the
 disk comes from the layer's expanded wks. With PYUPDATE_SNAPSHOTS (a dir with
 bitbake/ and openembedded-core/) the layer is expanded live and the disk made by
 oe-core's wic; without it, from the committed record and ci/yocto/wks.py.
+pyupdate-qemu-test then checks the result as a team's CI would, through the
+deploy dir's qemuboot.conf: standalone update and commit, and a broken
+release that U-Boot rolls back.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import images
 import pytest
-from qemu_device import Device
-from strategy import BootStrategy, DiskImage, QemuDriver, ShellDriver, State
 
 from pyupdate_artifact.image.board import load_board
 
@@ -31,6 +32,7 @@ import run_tasks  # noqa: E402
 
 MACHINE = "qemux86-64"
 HARNESS_BOARD = "qemu-x86_64"  # QEMU settings and Debian's U-Boot for this machine
+TOOL = Path(sys.executable).parent / "pyupdate-qemu-test"
 
 
 def _record() -> tuple[dict, Path | None]:
@@ -64,56 +66,38 @@ def test_layer_image_boots_updates_commits_and_rolls_back(tmp_path: Path) -> Non
     assert not out.defects, "layer defects:\n" + "\n".join(out.defects)
     first, second = _artifact_name(data, "release-1"), _artifact_name(data, "release-2")
     assert first != second
-    media = images.media_disk(
-        [out.artifacts["release-2"], out.artifacts["broken"]], tmp_path / "media.img"
+    # the state scripts the layer installs come with the version file the agent requires
+    assert (out.rootfs / "etc/pyupdate/scripts/version").is_file()
+    conf = _qemuboot_conf(data, out)
+    # the recipes' trees are no longer needed: the deploy dir and the artifacts hold it all
+    subprocess.run(["rm", "-rf", str(tmp_path / "yocto/build/tmp/work")], check=True)
+    report = tmp_path / "report.xml"
+    run = subprocess.run(
+        [str(TOOL), "--qemuboot", str(conf), "--scenario", "standalone,rollback",
+         "--update", str(out.artifacts["release-2"]), "--broken", str(out.artifacts["broken"]),
+         "--junit", str(report), "--logs", str(tmp_path / "logs"), "--quiet"],
+        capture_output=True, text=True, timeout=30 * 60,
+    )  # fmt: skip
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{report.read_text()}"
+    assert f"update: {second}" in run.stdout and first != second
+
+
+def _qemuboot_conf(data: dict, out: run_tasks.Outputs) -> Path:
+    """What oe-core's qemuboot.bbclass writes into the deploy dir, from pyupdate-full's QB_*
+    settings for qemux86-64 (machine, BIOS = UBOOT_BINARY, wic, virtio) and the stand-in
+    rootfs's memory; the disk where a wic build leaves it."""
+    image = data["builds"]["release-1"]["pyupdate-image-minimal"]["vars"]
+    uboot = data["builds"]["release-1"]["u-boot"]["vars"]["UBOOT_BINARY"]
+    link = image["IMAGE_LINK_NAME"]
+    harness = load_board(HARNESS_BOARD).qemu
+    shutil.move(out.disk, out.deploy / f"{link}.wic")
+    conf = out.deploy / f"{link}.qemuboot.conf"
+    conf.write_text(
+        "[config_bsp]\n"
+        f"deploy_dir_image = .\nimage_link_name = {link}\nmachine = {MACHINE}\n"
+        f"qb_system_name = {harness.binary}\nqb_machine = -machine {harness.machine}\n"
+        f"qb_mem = -m {harness.memory_mib}\nqb_default_bios = {uboot}\n"
+        "qb_default_fstype = wic\nqb_drive_type = /dev/vd\nqb_graphics = \n"
     )
-    # the work dir's trees are no longer needed: the disk and the media hold it all
-    subprocess.run(["rm", "-rf", str(tmp_path / "yocto/build")], check=True)
-
-    power = QemuDriver(
-        load_board(HARNESS_BOARD), DiskImage(out.disk, (media,)), tmp_path / "console.log"
-    )
-    strategy = BootStrategy(power, ShellDriver(power))
-    device = Device(strategy, None)  # type: ignore[arg-type]  # no HTTP server in this scenario
-    try:
-        strategy.transition(State.SHELL)
-        # slot A, with what the layer put on the image
-        assert device.root_device() == "/dev/vda2"
-        assert device.artifact() == first
-        device.sh("findmnt -n /boot/uboot && findmnt -n /data")
-        assert device.env()["mender_boot_part"] == "2"
-        device.sh("test -f /etc/pyupdate/scripts/version && test -f /boot/uboot/boot.scr")
-        device.sh("echo precious > /data/user-file && sync")
-
-        # standalone update to the second build's artifact, commit on slot B
-        usb = device.mount_media()
-        rc, text = device.run(f"pyupdate install --reboot-exit-code {usb}/release-2.mender", 600)
-        assert rc == 4, text
-        device.strategy.reboot()
-        device.expect_boot("AB: trial boot of part 3, bootcount=1 bootlimit=1")
-        device.strategy.await_shell()
-        assert device.root_device() == "/dev/vda3"
-        # the artifact's own rootfs must mount the env and data partitions (its fstab)
-        device.sh("findmnt -n /boot/uboot && findmnt -n /data")
-        device.sh("pyupdate commit")
-        assert device.artifact() == second
-        assert device.sh("cat /data/user-file").strip() == "precious"
-
-        # a release that panics: U-Boot counts the failed boot and rolls back to B
-        usb = device.mount_media()
-        rc, text = device.run(f"pyupdate install --reboot-exit-code {usb}/broken.mender", 600)
-        assert rc == 4, text
-        device.strategy.reboot()
-        device.expect_boot("AB: trial boot of part 2, bootcount=1 bootlimit=1")
-        device.expect_boot("Kernel panic")
-        device.expect_boot("AB: bootlimit exceeded, ROLLBACK from part 2")
-        device.expect_boot("AB: booting part 3 upgrade_available=0")
-        device.strategy.await_shell()
-        assert device.root_device() == "/dev/vda3"
-        rc, text = device.run("pyupdate commit")
-        assert rc != 0, text
-        assert device.artifact() == second
-    finally:
-        power.off()
-        boots = ", ".join(f"{s:.0f}" for s in strategy.boot_seconds)
-        print(f"boots to shell: {boots} s; total {time.monotonic() - started:.0f} s")
+    return conf

@@ -25,14 +25,21 @@ import pexpect
 from pyupdate_artifact.image.board import Board
 
 PROMPT = "PYU-SHELL# "
+# Our test images log root in on the console by themselves (this prompt); a
+# product image shows a getty's login prompt instead, and the strategy logs in.
 LOGIN_PROMPT = r"root@pyupdate:\S*# "
+GETTY_PROMPT = r"\S+ login: "
+PASSWORD_PROMPT = r"[Pp]assword: "
+LOGIN_REFUSED = r"Login incorrect"
+# Any shell's prompt right after a login: the shell driver then sets its own.
+SHELL_PROMPT = r"[#$] $"
 BOOT_TIMEOUT = 240.0
 BOOT_SCRIPT = "=== pyupdate boot.scr start"
 # systemd's first shutdown line; ANSI colour codes sit inside it on the console.
 SHUTDOWN = r"Stopped target\S* \S*graphical\.target"
 
 GUEST_HOST_IP = "10.0.2.100"
-RELAY = Path(__file__).resolve().parent / "relay.py"
+RELAY = Path(__file__).resolve().parent / "relay.py"  # run as a script by QEMU
 
 
 def accel() -> str:
@@ -291,6 +298,8 @@ class BootStrategy:
 
     power: QemuDriver
     shell: ShellDriver
+    user: str = "root"
+    password: str | None = None
     state: State = State.OFF
     boot_seconds: list[float] = field(default_factory=list)
     _powered_at: float = 0.0
@@ -319,10 +328,25 @@ class BootStrategy:
             self.await_shell()
 
     def await_shell(self) -> None:
-        self.power.expect(LOGIN_PROMPT)
+        if self.power.expect([LOGIN_PROMPT, GETTY_PROMPT]) == 1:
+            self._log_in()
         self.shell.prepare()
         self.boot_seconds.append(time.monotonic() - self._powered_at)
         self.state = State.SHELL
+
+    def _log_in(self) -> None:
+        self.power.sendline(self.user)
+        wanted = [PASSWORD_PROMPT, LOGIN_PROMPT, SHELL_PROMPT, LOGIN_REFUSED]
+        index = self.power.expect(wanted, timeout=60)
+        if index == 0:
+            if self.password is None:
+                raise AssertionError(
+                    f"console: logging in as {self.user} asks for a password (--login USER:PASSWORD)"
+                )
+            self.power.sendline(self.password)
+            index = self.power.expect(wanted[1:], timeout=60) + 1
+        if index == 3:
+            raise AssertionError(f"console: login as {self.user} refused (Login incorrect)")
 
     def reboot(self) -> None:
         """A clean reboot from the shell; the next boot.scr marks the UBOOT state."""

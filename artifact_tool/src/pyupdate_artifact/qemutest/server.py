@@ -1,4 +1,4 @@
-"""The bundled server as the QEMU scenario and `make demo` drive it: start, admit, deploy, watch.
+"""A throw-away bundled server, as pyupdate-qemu-test and `make demo` drive it: start, admit, deploy, watch.
 
 A real `pyupdate-server serve` on 127.0.0.1 with its embedded SQLite, and a
 small client of its management API (Mender's paths) over urllib.
@@ -7,8 +7,10 @@ small client of its management API (Mender's paths) over urllib.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,7 +35,17 @@ def free_port() -> int:
 
 def _server_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "pyupdate-server"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pyupdate_server.cli"]
+    if exe.exists():
+        return [str(exe)]
+    if importlib.util.find_spec("pyupdate_server") is not None:
+        return [sys.executable, "-m", "pyupdate_server.cli"]
+    return [shutil.which("pyupdate-server") or "pyupdate-server"]
+
+
+def available() -> bool:
+    """Whether a bundled server can be started from here (the managed scenarios need one)."""
+    cmd = _server_cmd()
+    return Path(cmd[0]).exists() or len(cmd) > 1 or shutil.which(cmd[0]) is not None
 
 
 class Server:

@@ -1,0 +1,95 @@
+"""pyupdate-qemu-test, the command teams run in their CI, run here on the session's images.
+
+The images are the ones pyupdate-image makes from the Debian stand-in rootfs
+(conftest.py). One run of every scenario: boot, standalone update and
+commit, a broken release that rolls back, a power cut during the slot write,
+and a managed update through a throw-away pyupdate-server; its JUnit report
+must validate against the common schema. Then a release whose root file system
+does not mount the data partition must fail the standalone scenario, with
+the reason and the console's tail in the report.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import images
+import xmlschema
+from conftest import BOARD
+from qemu_device import Session
+
+from pyupdate_artifact.image import artifact
+
+TOOL = Path(sys.executable).parent / "pyupdate-qemu-test"
+XSD = Path(__file__).resolve().parents[1] / "artifact" / "junit-10.xsd"
+
+
+def _tool(session: Session, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    built = session.images
+    argv = [str(TOOL), "--board", BOARD, "--disk", str(built.disk), "--quiet"]
+    argv += ["--verify-key", str(built.verify_key), *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=40 * 60)
+
+
+def _cases(report: Path) -> dict[str, dict]:
+    schema = xmlschema.XMLSchema(str(XSD))
+    schema.validate(str(report))
+    suite = schema.to_dict(str(report))["testsuite"][0]
+    return {case["@name"]: case for case in suite["testcase"]}
+
+
+def test_every_scenario_passes_on_pyupdate_image_images(qemu_session: Session, tmp_path: Path):
+    built = qemu_session.images
+    skip = [] if images.inputs.has_systemd(images.inputs.BOARD_ARCH[BOARD]) else ["managed"]
+    report = tmp_path / "report.xml"
+    run = _tool(
+        qemu_session,
+        "--update", built.updates["release-2"],
+        "--broken", built.updates["release-broken"],
+        "--junit", report, "--logs", tmp_path / "logs",
+        *(["--skip", ",".join(skip)] if skip else []),
+    )  # fmt: skip
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{report.read_text()}"
+    cases = _cases(report)
+    expected = [
+        n for n in ("boot", "standalone", "rollback", "power-cut", "managed") if n not in skip
+    ]
+    assert list(cases) == expected
+    assert all(set(c) & {"failure", "error", "skipped"} == set() for c in cases.values())
+    for name in expected:
+        assert "AB: " in (tmp_path / "logs" / f"{name}.log").read_text(errors="replace")
+    assert "passed in" in (tmp_path / "logs/summary.txt").read_text()
+
+
+def _without_data_mount(built: images.DeviceImages, work: Path) -> Path:
+    """Release 1's slot with no /data line in its fstab, as a signed artifact."""
+    slot = work / "nodata.ext4"
+    subprocess.run(["cp", "--sparse=always", str(built.rootfs), str(slot)], check=True)
+    fstab = subprocess.run(["debugfs", "-R", "cat /etc/fstab", str(slot)],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    kept = [line for line in fstab.splitlines() if " /data " not in f" {line} "]
+    assert len(kept) < len(fstab.splitlines()), fstab
+    (work / "fstab").write_text("\n".join(kept) + "\n")
+    for cmd in ("rm /etc/fstab", f"write {work / 'fstab'} /etc/fstab"):
+        subprocess.run(["debugfs", "-w", "-R", cmd, str(slot)], check=True, capture_output=True)
+    out = work / "release-nodata.mender"
+    artifact.write_rootfs_artifact(slot, out, "release-nodata", built.board.device_type, built.key)
+    slot.unlink()
+    return out
+
+
+def test_a_release_that_cannot_commit_fails_standalone_and_says_why(
+    qemu_session: Session, tmp_path: Path
+):
+    update = _without_data_mount(qemu_session.images, tmp_path)
+    report = tmp_path / "report.xml"
+    run = _tool(qemu_session, "--update", update, "--scenario", "standalone",
+                "--junit", report, "--logs", tmp_path / "logs")  # fmt: skip
+    assert run.returncode == 1, f"{run.stdout}\n{run.stderr}"
+    failure = _cases(report)["standalone"]["failure"][0]
+    assert "/data is not mounted on slot B" in failure["@message"], failure
+    assert "--- console, last lines ---" in failure["$"]
+    assert "standalone   failed" in run.stdout
