@@ -34,8 +34,8 @@ def test_mender_conf_keys_are_read_case_insensitively():
 
 
 def test_unknown_keys_are_kept_aside_not_refused():
-    cfg = parse_config('{"TenantToken": "x", "Servers": []}')
-    assert cfg.extra == {"TenantToken": "x", "Servers": []}
+    cfg = parse_config('{"Servers": [], "DBus": {"Enabled": true}, "Security": {"SSLEngine": "x"}}')
+    assert cfg.extra == {"Servers": [], "DBus": {"Enabled": True}, "Security.SSLEngine": "x"}
     assert cfg == Config()
 
 

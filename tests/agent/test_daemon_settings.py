@@ -1,5 +1,6 @@
-"""daemon/settings.py: the daemon-only keys, their defaults, case-insensitive names,
-and a ConfigError naming the key for every wrong type or value."""
+"""daemon/settings.py: the daemon's view of Config: the daemon-only keys, their defaults,
+case-insensitive names, and a ConfigError naming the file and key for every wrong type or
+value (the checks themselves are config.py's key table: test_config_keys.py)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_keys_are_matched_case_insensitively() -> None:
 def test_a_bad_value_is_a_config_error_naming_the_key(keys: dict, named: str) -> None:
     with pytest.raises(ConfigError) as err:
         _settings(**keys)
-    assert str(err.value).startswith(f"{named}:"), str(err.value)
+    assert str(err.value).startswith(f"config: {named}: "), str(err.value)
     assert "\n" not in str(err.value)
 
 
@@ -97,12 +98,14 @@ def test_poll_jitter_bounds_are_inclusive(jitter: float) -> None:
 
 @pytest.mark.parametrize("jitter", [-0.01, 0.51, 1, -1])
 def test_poll_jitter_outside_zero_to_a_half_is_refused(jitter: float) -> None:
-    with pytest.raises(ConfigError, match=r"^PollJitter: must be between 0 and 0.5$"):
+    with pytest.raises(
+        ConfigError, match=r"^config: PollJitter: must be a number between 0 and 0.5$"
+    ):
         _settings(PollJitter=jitter)
 
 
 def test_the_daemon_needs_a_server_url() -> None:
-    with pytest.raises(ConfigError, match=r"^ServerURL: must be set"):
+    with pytest.raises(ConfigError, match=r"^config: ServerURL: must be set"):
         daemon_settings(parse_config("{}"), DATA)
 
 

@@ -13,7 +13,7 @@ import os
 import signal
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, data_file
 from ..errors import AgentError
 from .settings import daemon_settings
 
@@ -55,10 +55,7 @@ def signal_daemon(config: Config, data_dir: Path, verb: str) -> int:
 
 
 def pid_file_path(config: Config, data_dir: Path) -> Path:
-    for name, value in config.extra.items():
-        if str(name).lower() == "pidfile" and isinstance(value, str) and value:
-            return Path(value)
-    return data_dir / "pyupdate.pid"
+    return data_file(config, "pid_file", data_dir)
 
 
 def run_daemon(config: Config, data_dir: Path, reexec: list[str] | None) -> int:
