@@ -267,3 +267,9 @@ def test_exit_code_3_when_the_budget_ran_out(monkeypatch, build, tmp_path: Path)
     assert code == 3
     assert (tmp_path / "logs/summary.txt").read_text().count("skipped") == 2
     xmlschema.XMLSchema(str(XSD)).validate(str(tmp_path / "r.xml"))
+
+
+def test_console_tail_keeps_serial_line_ends_as_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_bytes(b"U-Boot 2025.01\r\r\nAB: booting part 2\r\r\nroot@pyupdate:~# ")
+    assert runner._tail(log, 2) == "AB: booting part 2\nroot@pyupdate:~# "

@@ -232,7 +232,7 @@ class QemuDriver:
     def tail(self, lines: int = 40) -> str:
         """The end of the console transcript: CI keeps the test output, not the log files."""
         try:
-            text = self.log.read_text(errors="replace")
+            text = self.log.read_bytes().decode(errors="replace")  # keeps \r\r\n one line
         except OSError:
             return "(no console log)"
         return "\n".join(text.replace("\r", "").splitlines()[-lines:])

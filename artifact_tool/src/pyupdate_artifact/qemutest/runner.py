@@ -117,7 +117,7 @@ def _deadline(at: float) -> Iterator[None]:
 
 def _tail(log: Path, lines: int = TAIL_LINES) -> str:
     try:
-        text = log.read_text(errors="replace")
+        text = log.read_bytes().decode(errors="replace")  # not read_text: it turns \r into \n
     except OSError:
         return ""
     return "\n".join(text.replace("\r", "").splitlines()[-lines:])
