@@ -60,7 +60,7 @@ def written_seeds() -> dict[str, bytes]:
     import os
     import tempfile
 
-    from pyupdate_artifact.compress import by_id
+    from pyupdate_artifact.compression import by_id
     from pyupdate_artifact.defaults import rootfs_payload
     from pyupdate_artifact.writer import ArtifactSpec, write_artifact
 

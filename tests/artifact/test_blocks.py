@@ -1,4 +1,4 @@
-"""Block-parallel compression (blocks.py) and the zstd frames built on it (encoders.py)."""
+"""Block-parallel compression (compression/blocks.py) and the zstd frames built on it (zstd.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import threading
 import pytest
 import zstandard
 
-from pyupdate_artifact.blocks import ParallelBlocks
-from pyupdate_artifact.compress import by_id
-from pyupdate_artifact.encoders import ZSTD_BLOCK, open_encoder
+from pyupdate_artifact.compression import by_id
+from pyupdate_artifact.compression.blocks import ParallelBlocks
+from pyupdate_artifact.compression.zstd import BLOCK as ZSTD_BLOCK
 from pyupdate_artifact.writer import _inner_tar_stream
 
 
@@ -62,7 +62,7 @@ def test_a_failing_job_surfaces_its_error():
 
 def _zstd_stream(data: bytes, piece: int = 1 << 20) -> bytes:
     out: list[bytes] = []
-    encoder = open_encoder(by_id("zstd"), out.append)
+    encoder = by_id("zstd").open_encoder(out.append, None)
     for start in range(0, len(data), piece):
         encoder.write(data[start : start + piece])
     encoder.close()

@@ -19,7 +19,7 @@ from artifact_helpers import (
     outer_members,
 )
 
-from pyupdate_artifact.compress import by_id
+from pyupdate_artifact.compression import by_id
 from pyupdate_artifact.errors import InputError, OutputError
 from pyupdate_artifact.format.version import VERSION_BYTES
 from pyupdate_artifact.reader import read_artifact

@@ -8,9 +8,9 @@ import os
 import pytest
 import zstandard
 
-from pyupdate_artifact.compress import by_id
+from pyupdate_artifact.compression import by_id
+from pyupdate_artifact.compression.zstdframes import FrameWalker
 from pyupdate_artifact.errors import FormatError
-from pyupdate_artifact.zstdframes import FrameWalker
 
 DATA = os.urandom(70_000) + bytes(400_000) + b"line of text\n" * 20_000
 

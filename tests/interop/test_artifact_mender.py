@@ -186,7 +186,7 @@ def test_mender_artifact_accepts_what_we_write(
 
 
 def test_mender_artifact_validates_the_shifted_layout(tmp_path, inputs):
-    from pyupdate_artifact.compress import by_id
+    from pyupdate_artifact.compression import by_id
     from pyupdate_artifact.sign import load_signer
     from pyupdate_artifact.writer import ArtifactSpec, PayloadSpec, write_artifact
 

@@ -108,7 +108,7 @@ def write_test_artifact(
     signer=None,  # type: ignore[no-untyped-def]
 ):
     """A module-image artifact written with the shared writer (pyupdate_artifact)."""
-    from pyupdate_artifact import compress
+    from pyupdate_artifact import compression
     from pyupdate_artifact.writer import ArtifactSpec, PayloadSpec, write_artifact
 
     src = out.parent / f"{out.name}.payload"
@@ -123,7 +123,7 @@ def write_test_artifact(
             depends=depends or {},
             clears_provides=(f"rootfs-image.{module}.*",),
         ),
-        compression=compress.by_id("gzip"),
+        compression=compression.by_id("gzip"),
         depends_names=depends_names,
     )
     write_artifact(out, spec, signer=signer)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from . import compress
+from . import compression
 from .errors import ChecksumError, FormatError, InputError, SignatureError
 from .format.header import HeaderInfo, TypeInfo, parse_header_info, parse_meta_data, parse_type_info
 from .format.manifest import parse_manifest
@@ -117,13 +117,13 @@ class ArtifactReader:
             raise FormatError("artifact: augmented (delta) artifacts are not supported")
         if not member.name.startswith("header.tar"):
             raise FormatError(
-                f"artifact: expected 'header.tar[.gz|.xz|.zst]', found {member.name!r}"
+                f"artifact: expected 'header.tar[{compression.suffixes()}]', found {member.name!r}"
             )
-        compression = compress.by_member(member.name, "header.tar")
+        kind = compression.by_member(member.name, "header.tar")
         blob = self._outer.read_member(member, MAX_HEADER_COMPRESSED)
         _check_hash(manifest, member.name, hashlib.sha256(blob).hexdigest())
         _check_hash(manifest, "version", hashlib.sha256(version_bytes).hexdigest())
-        info, payloads, scripts = _parse_header_tar(blob, compression, member.name, manifest)
+        info, payloads, scripts = _parse_header_tar(blob, kind, member.name, manifest)
         for path in manifest:
             if path not in ("version", member.name) and not path.startswith("data/"):
                 raise FormatError(f"manifest: unexpected entry {path}")
@@ -135,7 +135,7 @@ class ArtifactReader:
             manifest=manifest,
             signed=signed,
             signature_verified=verified,
-            compression=compression.id,
+            compression=kind.id,
         )
         check_conflicts(self._header)
         return self._header
@@ -155,8 +155,8 @@ class ArtifactReader:
             if index <= seen_index or index >= len(header.payloads):
                 raise FormatError(f"artifact: {member.name} is out of order or has no header")
             seen_index = index
-            compression = compress.by_member(member.name, f"data/{index:04d}.tar")
-            self._read_data_member(header.payloads[index], member.name, compression, sink)
+            kind = compression.by_member(member.name, f"data/{index:04d}.tar")
+            self._read_data_member(header.payloads[index], member.name, kind, sink)
         self._outer.finish()
         for payload in header.payloads:
             for file in payload.files:
@@ -171,11 +171,11 @@ class ArtifactReader:
         self,
         payload: Payload,
         where: str,
-        compression: compress.Compression,
+        kind: compression.Compression,
         sink: PayloadSink | None,
     ) -> None:
         expected = {f.name: f for f in payload.files}
-        source = Prefetcher(compression.open_reader(self._outer, where))
+        source = Prefetcher(kind.open_reader(self._outer, where))
         try:
             inner = TarReader(source, where)
             while (member := inner.next_member()) is not None:
@@ -226,9 +226,9 @@ def _check_hash(manifest: dict[str, str], path: str, digest: str) -> None:
 
 
 def _parse_header_tar(
-    blob: bytes, compression: compress.Compression, where: str, manifest: dict[str, str]
+    blob: bytes, kind: compression.Compression, where: str, manifest: dict[str, str]
 ) -> tuple[HeaderInfo, list[Payload], dict[str, bytes]]:
-    data = _decompress_header(blob, compression, where)
+    data = _decompress_header(blob, kind, where)
     inner = TarReader(io.BytesIO(data), where, skip_dirs=True)
     first = inner.next_member()
     if first is None or first.name != "header-info":
@@ -276,8 +276,8 @@ def _parse_header_tar(
     return info, payloads, scripts
 
 
-def _decompress_header(blob: bytes, compression: compress.Compression, where: str) -> bytes:
-    reader = compression.open_reader(io.BytesIO(blob), where)
+def _decompress_header(blob: bytes, kind: compression.Compression, where: str) -> bytes:
+    reader = kind.open_reader(io.BytesIO(blob), where)
     parts, total = [], 0
     while chunk := reader.read(1 << 20):
         total += len(chunk)

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import tarsafe
-from .compress import Compression, compress_small
-from .encoders import open_encoder
+from .compression import Compression
 from .errors import InputError, OutputError
 from .format.header import HeaderInfo, TypeInfo
 from .format.manifest import render_manifest
@@ -141,7 +140,7 @@ class _Layout:
         if payload.meta_data is not None:
             parts.append(tarsafe.member("headers/0000/meta-data", payload.meta_data))
         parts.append(tarsafe.end_of_archive())
-        return compress_small(self.spec.compression, b"".join(parts))
+        return self.spec.compression.compress_small(b"".join(parts))
 
     def prefix(self, digests: dict[str, str], *, estimate: bool = False) -> bytes:
         header = self.header_blob(digests)
@@ -301,7 +300,7 @@ def _write_body(
         _write_all(out, data)
         flusher.wrote(len(data))
 
-    encoder = open_encoder(spec.compression, emit_compressed, spec.level)
+    encoder = spec.compression.open_encoder(emit_compressed, spec.level)
     try:
         digests = _inner_tar_stream(spec.payload.files, encoder.write, progress, encoder.block)
         encoder.close()

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import compression
 from ..defaults import software_defaults
 from ..errors import InputError, UsageError
 from ..format.gojson import go_json
@@ -28,7 +29,7 @@ def _common(parser: argparse.ArgumentParser, *, files: bool) -> None:
     if files:
         parser.add_argument("-f", "--file", action="append", required=True, help="payload file")
     parser.add_argument("-k", "--key", help="private key (RSA or ECDSA P-256 PEM) to sign with")
-    parser.add_argument("--compression", default=None, help="none, gzip (default), lzma or zstd")
+    parser.add_argument("--compression", default=None, help=compression.cli_help())
     parser.add_argument("--compression-level", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("-p", "--provides", action="append", metavar="KEY:VALUE")
     parser.add_argument("-d", "--depends", action="append", metavar="KEY:VALUE")
@@ -75,13 +76,12 @@ def _software_defaults(args: argparse.Namespace, module_type: str | None) -> tup
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compress import by_id
     from ..sign import load_signer
     from ..writer import ArtifactSpec, PayloadSpec, write_artifact
 
     if args.version != 3:
         raise UsageError(f"artifact format version {args.version} is not supported (only 3)")
-    compression = by_id(args.compression or "gzip")
+    kind = compression.by_id(args.compression or compression.DEFAULT)
     provides = key_values(args.provides, "--provides")
     depends: dict[str, str | list[str]] = dict(key_values(args.depends, "--depends"))
     files = tuple(Path(f) for f in getattr(args, "file", None) or ())
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         depends_names=tuple(args.artifact_name_depends),
         depends_groups=tuple(args.depends_groups),
         scripts=check_scripts(args.script),
-        compression=compression,
+        compression=kind,
         level=args.compression_level,
         payload=PayloadSpec(
             type=payload_type,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import compression
 from .. import errors as artifact_errors
-from ..compress import by_id
 from ..defaults import rootfs_payload
 from ..sign import load_signer
 from ..writer import ArtifactSpec, PayloadSpec, write_artifact
@@ -33,7 +33,10 @@ def _write(out: Path, name: str, device_type: str, payload: PayloadSpec, key: Pa
     if key is not None and not key.is_file():
         raise InputError(f"{key}: signing key not found")
     spec = ArtifactSpec(
-        name=name, device_types=(device_type,), payload=payload, compression=by_id("gzip")
+        name=name,
+        device_types=(device_type,),
+        payload=payload,
+        compression=compression.by_id(compression.DEFAULT),
     )
     try:
         write_artifact(out, spec, load_signer(key) if key is not None else None)

@@ -9,8 +9,8 @@ costs a few operations per block (at most 128 KiB of output each).
 
 from __future__ import annotations
 
-from .errors import FormatError
-from .tarsafe import ByteSource
+from ..errors import FormatError
+from ..tarsafe import ByteSource
 
 _FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
 _SKIPPABLE = range(0x184D2A50, 0x184D2A60)
