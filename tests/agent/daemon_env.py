@@ -386,6 +386,22 @@ class DaemonDevice:
     def show_artifact(self) -> str:
         return self.host.run("show-artifact").stdout.strip()
 
+    def machine_state(self) -> str | None:
+        """The state in the store's one record; None when the device holds no deployment."""
+        import sqlite3
+
+        path = self.host.data / "pyupdate-store.sqlite"
+        if not path.exists():
+            return None
+        db = sqlite3.connect(path)
+        try:
+            rows = db.execute("SELECT state FROM machine WHERE id = 1").fetchall()
+        except sqlite3.OperationalError:  # no machine table yet
+            return None
+        finally:
+            db.close()
+        return str(rows[0][0]) if rows else None
+
 
 def ed25519_key(path: Path) -> str:
     """Write a device key (PKCS#8 PEM, 0600) and return its public PEM (fast to make)."""

@@ -45,7 +45,7 @@ class Snapshot:
         assert sha256(dev.host.slot_a) == self.slot_a
         assert dev.show_artifact() == self.artifact == "release-0"
         assert dev.reboots == []
-        assert not (dev.host.data / "daemon-state.json").exists()
+        assert dev.machine_state() is None
 
 
 @pytest.fixture

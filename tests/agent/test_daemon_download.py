@@ -108,8 +108,7 @@ def test_aborted_deployment_stops_the_device(tmp_path: Path, rootfs_artifact) ->
                 srv.abort(dep)
                 proxy.release()  # the download goes on; the next report gets 409
                 wait_for("the abort", lambda: "aborted" in dev.log.read_text(), 60, [dev.log])
-                wait_for("idle", lambda: not (dev.host.data / "daemon-state.json").exists(),
-                         30, [dev.log])  # fmt: skip
+                wait_for("idle", lambda: dev.machine_state() is None, 30, [dev.log])
                 shown = srv.deployment(dep)
                 assert dev.proc is not None and dev.proc.poll() is None
             finally:

@@ -124,3 +124,19 @@ def test_env_already_on_trial_is_refused(host, rootfs_artifact, capsys):
     uboot_set(host.fw_env_config, {"upgrade_available": "1"})
     assert host.cli("install", str(rootfs_artifact("release-1"))) == 1
     assert "on trial" in capsys.readouterr().err
+
+
+def test_an_update_recorded_by_an_older_agent_resumes_from_its_phase(host, rootfs_artifact):
+    """A store of schema 0 (no machine row) mid-install: the next command rolls it back."""
+    import sqlite3
+
+    assert host.cli("install", str(rootfs_artifact("release-1"))) == 0
+    db = sqlite3.connect(host.data / "pyupdate-store.sqlite")
+    db.executescript(
+        "DROP TABLE machine; PRAGMA user_version = 0; UPDATE inflight SET phase = 'install'"
+    )
+    db.close()
+    assert host.cli("rollback") == 0
+    assert host.env()["mender_boot_part"] == str(PART_A)
+    assert host.env()["upgrade_available"] == "0"
+    assert last_result(host) == ("failure", "interrupted during install; rolled back")

@@ -51,8 +51,7 @@ def _open_store(device: Device):
 def cmd_install(args: argparse.Namespace) -> int:
     from pyupdate_artifact.heap import keep_freed_buffers
 
-    from .install import install
-    from .standalone import recover
+    from .standalone import install, recover
 
     # a one-shot process: keeping freed buffers saves ~1 s of page faults per GiB
     # (the daemon does not, so its memory goes back to the system after an update)

@@ -1,12 +1,13 @@
-"""Standalone install: verify, check depends, stream the payload, then ArtifactInstall.
+"""The Download action: verify, check depends, record the update, stream the payload.
 
-Order (docs/agent.md, "Install"): Download_Enter scripts -> header and signature
-(`read_header()`; nothing is written before it verifies) -> device type and
-depends -> the update is recorded in the store -> Download (payload streamed
-to the installer, every file's sha256 checked) -> SupportsRollback ->
-Download_Leave -> ArtifactInstall_Enter -> ArtifactInstall -> ArtifactInstall_Leave
--> NeedsArtifactReboot -> stop and wait for commit (or commit at once when the
-payload cannot roll back), exactly mender 3.4's standalone sequence.
+Order (docs/agent.md, "Install"): header and signature (`read_header()`;
+nothing is written before it verifies) -> the deployment's name and device
+types (managed) -> device type and depends -> everything that can refuse the
+install (slots, env, module) -> (the Download step records the update with the
+machine's record, in one transaction) -> the payload streamed to the installer,
+every file's sha256 checked. A refusal before the record is one history row.
+The state scripts, SupportsRollback and what follows are the table's
+(core/states.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,26 +27,23 @@ from pyupdate_artifact.reader import ArtifactReader
 from pyupdate_artifact.sign import load_verifier
 
 from .config import read_device_type
+from .core.record import Deployment, InFlight, Phase
 from .device import ROOTFS, Device
 from .errors import AgentError, InputError, SlotError, UpdateError
-from .flow import Flow
 from .log import deployment_log, new_log_path
 from .payloads.base import Installer
 from .payloads.module import ModuleContext, write_tree
 from .payloads.rootfs import RootfsInstaller
 from .provides import current_provides
-from .scripts import ScriptRunner, store_artifact_scripts
+from .scripts import store_artifact_scripts
 from .slots import on_trial, other_slot, running_slot, slots_from_config
-from .store import InFlight, Phase, Store, new_update_id
+from .store import Store, new_update_id
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class InstallResult:
-    artifact_name: str
-    committed: bool
-    needs_reboot: str  # No, Yes, Automatic
+class ArtifactRefused(UpdateError):
+    """The artifact library refused the artifact (its message, unchanged)."""
 
 
 def open_source(source: str, device: Device) -> BinaryIO:
@@ -70,7 +67,7 @@ def open_source(source: str, device: Device) -> BinaryIO:
 
 
 def _module_context(
-    device: Device, header: ArtifactHeader, provides: dict[str, str], device_type: str | None
+    header: ArtifactHeader, provides: dict[str, str], device_type: str | None
 ) -> ModuleContext:
     payload = header.payloads[0]
     return ModuleContext(
@@ -120,126 +117,103 @@ def _build_installer(
     return RootfsInstaller(env, slots, old, new), old.number, new.number
 
 
+def check_deployment(header: ArtifactHeader, deployment: Deployment) -> None:
+    """The artifact is the one the server announced, for every device type it listed."""
+    if header.artifact_name != deployment.artifact_name:
+        raise UpdateError(
+            f"artifact is named {header.artifact_name}, the server announced"
+            f" {deployment.artifact_name}"
+        )
+    missing = set(deployment.device_types) - set(header.device_types)
+    if missing:
+        raise UpdateError(
+            f"artifact {header.artifact_name} is not for device type {', '.join(sorted(missing))}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
-class Hooks:
-    """What the daemon (daemon/machine.py) adds to an install; all optional.
+class Prepared:
+    """An artifact whose header was accepted; nothing written yet. `stream` is open."""
 
-    Args:
-        check_header: called with the verified header before anything is recorded;
-            raising AgentError refuses the artifact (e.g. not the name the server announced).
-        on_state: called with `Download` once the update is recorded in flight (inside
-            the deployment log), and with `ArtifactInstall` before that state starts.
-        auto_commit: commit a payload without rollback support at once (standalone,
-            like mender); the daemon commits itself, after reporting to the server.
-    """
-
-    check_header: Callable[[ArtifactHeader], None] | None = None
-    on_state: Callable[[str], None] | None = None
-    auto_commit: bool = True
+    stream: BinaryIO
+    reader: ArtifactReader
+    header: ArtifactHeader
+    installer: Installer
+    update: InFlight
+    provides: dict[str, str]
+    device_type: str | None
 
 
-def install(
-    device: Device, store: Store, source: str | BinaryIO, hooks: Hooks | None = None
-) -> InstallResult:
-    """Install `source` (a path, a URL or an open stream); raises AgentError or
-    ArtifactError with one line on failure."""
-    scripts = device.scripts()
-    scripts.run("Download", "Enter")
-    return _install(device, store, source, scripts, hooks or Hooks())
-
-
-def _install(
-    device: Device, store: Store, source: str | BinaryIO, scripts: ScriptRunner, hooks: Hooks
-) -> InstallResult:
+def prepare(
+    device: Device, store: Store, source: str | BinaryIO, deployment: Deployment | None
+) -> Prepared:
+    """Open `source` (a path, a URL or an open stream) and check everything that can
+    refuse it; a refusal is one history row and one AgentError (ArtifactRefused for
+    the artifact's own errors), the stream closed, nothing written."""
     update_id = new_update_id()
-    name_for_record = source if isinstance(source, str) else "artifact stream"
+    name = source if isinstance(source, str) else "artifact stream"
     stream: BinaryIO | None = None
     try:
-        try:
-            keys = [load_verifier(k) for k in device.config.artifact_verify_keys]
-            stream = open_source(source, device) if isinstance(source, str) else source
-            reader = ArtifactReader(stream, verify_keys=keys, require_signature=bool(keys))
-            header = reader.read_header()
-            name_for_record = header.artifact_name
-            if hooks.check_header is not None:
-                hooks.check_header(header)
-            device_type = read_device_type(device.config, device.data_dir)
-            provides = current_provides(store, device.config)
-            check_depends(header, device_type, provides)
-            installer, old_slot, new_slot = _build_installer(device, header)
-        except (AgentError, ArtifactError) as err:
-            scripts.run("Download", "Error", ignore_errors=True)
-            store.record_failure(update_id, name_for_record, str(err))
-            raise
-        update = InFlight(
-            update_id=update_id,
-            artifact_name=header.artifact_name,
-            payload_type=str(header.payloads[0].type),
-            phase=Phase.DOWNLOAD,
-            new_provides=provides_after_commit(provides, header),
-            log_path=str(new_log_path(device.data_dir, update_id)),
-            old_slot=old_slot,
-            new_slot=new_slot,
-        )
-        # recorded before the first payload byte is written: a power cut from here
-        # on is found by the next command
-        update = store.begin(update)
-        flow = Flow(store, update, installer, scripts)
-        with deployment_log(Path(update.log_path)):
-            log.info("installing", extra={"artifact": header.artifact_name, "update": update_id})
-            if hooks.on_state is not None:
-                hooks.on_state("Download")
-            return _download_and_install(device, flow, reader, header, provides, device_type, hooks)
-    finally:
+        keys = [load_verifier(k) for k in device.config.artifact_verify_keys]
+        stream = open_source(source, device) if isinstance(source, str) else source
+        reader = ArtifactReader(stream, verify_keys=keys, require_signature=bool(keys))
+        header = reader.read_header()
+        name = header.artifact_name
+        if deployment is not None:
+            check_deployment(header, deployment)
+        device_type = read_device_type(device.config, device.data_dir)
+        provides = current_provides(store, device.config)
+        check_depends(header, device_type, provides)
+        installer, old_slot, new_slot = _build_installer(device, header)
+    except (AgentError, ArtifactError) as err:
         if stream is not None:
             stream.close()
+        elif not isinstance(source, str):
+            source.close()
+        store.record_failure(update_id, name, str(err))
+        raise _agent_error(err) from None
+    update = InFlight(
+        update_id=update_id,
+        artifact_name=header.artifact_name,
+        payload_type=str(header.payloads[0].type),
+        phase=Phase.DOWNLOAD,
+        new_provides=provides_after_commit(provides, header),
+        log_path=str(new_log_path(device.data_dir, update_id)),
+        old_slot=old_slot,
+        new_slot=new_slot,
+    )
+    return Prepared(stream, reader, header, installer, update, provides, device_type)
 
 
-def _download_and_install(
-    device: Device,
-    flow: Flow,
-    reader: ArtifactReader,
-    header: ArtifactHeader,
-    provides: dict[str, str],
-    device_type: str | None,
-    hooks: Hooks,
-) -> InstallResult:
-    installer = flow.installer
-    store_artifact_scripts(device.script_dir, header.scripts, header.format_version)
-    if not isinstance(installer, RootfsInstaller):
-        write_tree(device.module_tree, _module_context(device, header, provides, device_type))
+def stream_payload(device: Device, prepared: Prepared) -> None:
+    """The artifact's scripts kept, then the payload streamed to the installer (every
+    file's sha256 checked); call once the update is recorded. Closes the stream."""
+    header, installer, update = prepared.header, prepared.installer, prepared.update
     try:
-        sink = installer.begin_download()
-        try:
-            reader.read_payloads(sink)
-            installer.end_download()
-        except BaseException:
-            installer.abort_download()
-            raise
-        flow.enter(Phase.DOWNLOAD, supports_rollback=installer.supports_rollback())
-        flow.scripts.run("Download", "Leave")
-    except (AgentError, ArtifactError) as err:
-        flow.scripts.run("Download", "Error", ignore_errors=True)
-        # nothing was installed yet: no rollback, only failure states and cleanup
-        flow.fail(str(err), rollback=False)
-        raise
+        with deployment_log(Path(update.log_path)):
+            log.info(
+                "installing", extra={"artifact": header.artifact_name, "update": update.update_id}
+            )
+            log.info(
+                "phase", extra={"state": str(Phase.DOWNLOAD), "artifact": update.artifact_name}
+            )
+            store_artifact_scripts(device.script_dir, header.scripts, header.format_version)
+            if not isinstance(installer, RootfsInstaller):
+                context = _module_context(header, prepared.provides, prepared.device_type)
+                write_tree(device.module_tree, context)
+            try:
+                sink = installer.begin_download()
+                try:
+                    prepared.reader.read_payloads(sink)
+                    installer.end_download()
+                except BaseException:
+                    installer.abort_download()
+                    raise
+            except ArtifactError as err:
+                raise _agent_error(err) from None
+    finally:
+        prepared.stream.close()
 
-    if hooks.on_state is not None:
-        hooks.on_state("ArtifactInstall")
-    flow.enter(Phase.INSTALL)
-    try:
-        flow.scripts.run("ArtifactInstall", "Enter")
-        installer.install()
-        flow.scripts.run("ArtifactInstall", "Leave")
-    except AgentError as err:
-        flow.scripts.run("ArtifactInstall", "Error", ignore_errors=True)
-        flow.fail(str(err))
-        raise
-    needs_reboot = installer.needs_reboot()
-    if flow.update.supports_rollback or not hooks.auto_commit:
-        flow.enter(Phase.INSTALLED, needs_reboot=needs_reboot)
-        return InstallResult(header.artifact_name, committed=False, needs_reboot=needs_reboot)
-    # no way back: mender commits such payloads at once
-    flow.enter(Phase.INSTALLED, needs_reboot=needs_reboot)
-    flow.commit()
-    return InstallResult(header.artifact_name, committed=True, needs_reboot=needs_reboot)
+
+def _agent_error(err: AgentError | ArtifactError) -> AgentError:
+    return err if isinstance(err, AgentError) else ArtifactRefused(str(err))

@@ -1,7 +1,9 @@
 """Managed mode: the daemon that polls the server (docs/agent.md#managed-mode).
 
-states.py   the state enum and the one transition table
-machine.py  runs the table, persisting each state before it runs
-client.py   Mender device API v1 (+ v2 next), resumable Range downloads
-identity.py device key, identity and inventory scripts
+machine.py    the table (core/states.py) in managed mode: Idle, Sync, the server's part
+session.py    identity, device key, token
+reporting.py  statuses, the result, the deployment log
+client.py     Mender device API v1 (+ v2 next); download.py: resumable Range downloads
+backoff.py    the one backoff rule
+identity.py   device key, identity and inventory scripts
 """

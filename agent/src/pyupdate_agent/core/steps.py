@@ -1,0 +1,300 @@
+"""The update's actions, one per `Do` of the table (states.py), for both modes.
+
+Each acts on the record in `Context` and on the payload's installer, and
+returns nothing or an outcome for the table. None runs a state script or
+reports a status (the table does), and none moves the machine. What only
+managed mode has (the server's download link, RebootCommand) comes through
+`Managed`; standalone mode has none and never reaches the states that need it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from ..errors import AgentError, UpdateError
+from ..log import deployment_log
+from ..payloads.base import Installer
+from ..payloads.rootfs import RolledBack, RootfsInstaller
+from .errors import Refused
+from .record import InFlight, Record
+from .runner import Context
+from .states import Outcome
+
+if TYPE_CHECKING:
+    from ..device import Device
+
+log = logging.getLogger(__name__)
+
+ROOTFS = "rootfs-image"
+INCONSISTENT = "_INCONSISTENT"
+
+
+class Managed(Protocol):
+    """What the daemon lends the steps."""
+
+    def open_download(self, uri: str) -> BinaryIO: ...
+
+    def reboot(self, what: str) -> None:
+        """Run RebootCommand; returns only if the device did not go down (AgentError)."""
+        ...
+
+
+def fell_back(update: InFlight, installer: Installer) -> str | None:
+    """Why the update failed if the bootloader went back to the old slot, else None."""
+    if not isinstance(installer, RootfsInstaller) or not installer.rolled_back_by_bootloader():
+        return None
+    return (
+        f"the bootloader rolled back to slot {installer.old.label}:"
+        f" {update.artifact_name} did not boot"
+    )
+
+
+class Steps:
+    """Args:
+    ctx: the record and the store.
+    device: config, env, slots, installers.
+    managed: the daemon's part; None standalone.
+    source: what `pyupdate install` was given (a path, URL or stream).
+    command: `pyupdate commit` or `rollback` (Outcome.COMMIT / ROLLBACK), if any.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        device: Device,
+        managed: Managed | None = None,
+        source: str | BinaryIO | None = None,
+        command: Outcome | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.device = device
+        self.managed = managed
+        self.source = source
+        self.command = command
+        self._installer: Installer | None = None
+        self._runs_new = False
+
+    # -- Actions (runner.py) --------------------------------------------------------
+    def do(self, name: str) -> Outcome | None:
+        return getattr(self, name)()  # type: ignore[no-any-return]
+
+    def report(self, status: str) -> None:
+        """Standalone mode reports nothing (the runner does not ask)."""
+
+    def when(self, name: str) -> bool:
+        return False
+
+    # -- what the actions act on ----------------------------------------------------
+    @property
+    def record(self) -> Record:
+        assert self.ctx.record is not None
+        return self.ctx.record
+
+    @property
+    def update(self) -> InFlight:
+        update = self.record.update
+        assert update is not None
+        return update
+
+    @property
+    def installer(self) -> Installer:
+        if self._installer is None:
+            self._installer = self.device.installer_for(self.update)
+        return self._installer
+
+    def _answer(self, **changes: object) -> None:
+        self.ctx.set(update=replace(self.update, **changes))  # type: ignore[arg-type]
+
+    # -- Download and ArtifactInstall -----------------------------------------------
+    def download(self) -> None:
+        from ..install import prepare, stream_payload
+
+        record = self.ctx.set(retry=False)  # this attempt's failure is final
+        if self.managed is not None:
+            assert record.deployment is not None
+            source: str | BinaryIO = self.managed.open_download(record.deployment.uri)
+        else:
+            assert self.source is not None
+            source = self.source
+        prepared = prepare(self.device, self.ctx.store, source, record.deployment)
+        # recorded, with the machine's record, before the first payload byte is
+        # written: a power cut from here on is found by the next start
+        try:
+            record = replace(record, log_path=prepared.update.log_path)
+            update = self.ctx.store.begin(prepared.update, record)
+        except BaseException:
+            prepared.stream.close()
+            raise
+        self.ctx.record = replace(record, update=update)
+        self._installer = prepared.installer
+        if record.restarts:
+            with deployment_log(Path(update.log_path)):
+                log.warning(
+                    "the agent restarted during the download: the download starts over",
+                    extra={"restarts": record.restarts},
+                )
+        stream_payload(self.device, prepared)
+
+    def supports_rollback(self) -> None:
+        self._answer(supports_rollback=self.installer.supports_rollback())
+
+    def install(self) -> None:
+        self.installer.install()
+
+    def needs_reboot(self) -> Outcome | None:
+        answer = self.installer.needs_reboot()
+        self._answer(needs_reboot=answer)
+        return Outcome.NO_REBOOT if answer == "No" else None
+
+    # -- Installed: standalone waits for a command -----------------------------------
+    def await_command(self) -> Outcome:
+        reason = fell_back(self.update, self.installer)
+        if reason is not None:
+            raise RolledBack(reason)
+        if self.command is Outcome.COMMIT:
+            if isinstance(self.installer, RootfsInstaller):
+                try:
+                    self.installer.commit_precondition()
+                except UpdateError as err:
+                    raise Refused(str(err)) from None
+            return Outcome.COMMIT
+        if self.command is Outcome.ROLLBACK:
+            if not self.installer.supports_rollback():
+                raise Refused(
+                    f"payload {self.update.payload_type} does not support rollback:"
+                    " commit it instead"
+                )
+            return Outcome.ROLLBACK
+        if not self.update.supports_rollback:
+            return Outcome.COMMIT  # no way back: mender commits such payloads at once
+        return Outcome.WAIT
+
+    # -- managed: the reboot and what follows -------------------------------------------
+    def _own_reboot(self) -> bool:
+        """A module that answered NeedsArtifactReboot `Yes` reboots in its own state."""
+        return self.update.payload_type != ROOTFS and self.update.needs_reboot == "Yes"
+
+    def reboot(self) -> None:
+        self.ctx.save(rebooted=True)
+        if self._own_reboot():
+            self.installer.reboot()  # type: ignore[attr-defined]
+            return
+        assert self.managed is not None
+        self.managed.reboot("reboot")
+
+    def verify_reboot(self) -> None:
+        reason = fell_back(self.update, self.installer)
+        if reason is not None:
+            raise RolledBack(reason)
+        if isinstance(self.installer, RootfsInstaller):
+            self.installer.commit_precondition()
+        else:
+            self.installer.verify_reboot()  # type: ignore[attr-defined]
+
+    # -- ArtifactCommit ------------------------------------------------------------------
+    def check_commit(self) -> None:
+        """A power cut while the trial was not yet confirmed may make the bootloader fall
+        back: then the commit must not go on (resuming ArtifactCommit)."""
+        reason = fell_back(self.update, self.installer)
+        if reason is not None:
+            raise RolledBack(reason)
+
+    def commit(self) -> None:
+        self.installer.commit()
+        self.ctx.set(final="success")
+        log.info("committed", extra={"artifact": self.update.artifact_name})
+
+    # -- the way back ----------------------------------------------------------------------
+    def _on_request(self) -> bool:
+        return not self.record.reason
+
+    def check_rollback(self) -> Outcome | None:
+        """On a failure: SupportsRollback (as recorded, then asked); and did the new system run?"""
+        record = self.record
+        if self._on_request():
+            return None  # asked already (Installed)
+        update = record.update
+        if update is None or not update.supports_rollback:
+            return Outcome.NO_ROLLBACK
+        if not self.installer.supports_rollback():
+            return Outcome.NO_ROLLBACK
+        installer = self.installer
+        if isinstance(installer, RootfsInstaller):
+            from ..slots import running_slot
+
+            try:
+                self._runs_new = (
+                    running_slot(installer.slots, installer.env.read()) == installer.new
+                )
+            except AgentError:
+                self._runs_new = True  # unsure: reboot, the env decides
+        else:
+            self._runs_new = record.rebooted and update.needs_reboot in ("Yes", "Automatic")
+        return None
+
+    def rollback(self) -> None:
+        self.installer.rollback()
+
+    def rolled_back(self) -> Outcome:
+        if self._on_request():
+            self.ctx.set(final="rolled back", reason="rolled back on request")
+            return Outcome.ON_REQUEST
+        return Outcome.OK if self._runs_new else Outcome.NO_REBOOT
+
+    def rollback_reboot(self) -> None:
+        try:
+            if self.record.update is not None and self._own_reboot():
+                self.installer.rollback_reboot()  # type: ignore[attr-defined]
+            else:
+                assert self.managed is not None
+                self.managed.reboot("rollback_reboot")
+        except AgentError as err:
+            log.warning("the rollback reboot failed: %s; the old system runs", err)
+
+    def verify_rollback_reboot(self) -> None:
+        if self.record.update is None or isinstance(self.installer, RootfsInstaller):
+            return
+        try:
+            self.installer.verify_rollback_reboot()  # type: ignore[attr-defined]
+        except AgentError as err:
+            log.warning("ArtifactVerifyRollbackReboot failed: %s", err)
+
+    def failure(self) -> None:
+        self.ctx.set(final="failure", reason=self.record.reason or "the update failed")
+        if self.record.update is not None:
+            self.installer.failure()
+
+    # -- Cleanup -------------------------------------------------------------------------
+    def cleanup(self) -> Outcome | None:
+        """Cleanup, then the end of the update: result, provides, history and record at once."""
+        ctx = self.ctx
+        record = self.record
+        update = record.update
+        ctx.result = record.final
+        if update is not None:
+            try:
+                self.installer.cleanup()
+            except AgentError as err:
+                log.warning("Cleanup failed: %s", err)
+            result = record.final or "failure"
+            provides = None
+            if result == "success":
+                provides = dict(update.new_provides)
+                if record.reason:  # ArtifactCommit_Leave failed after the commit
+                    provides["artifact_name"] += INCONSISTENT
+            keep = replace(record, update=None, final=result) if record.managed else None
+            ctx.store.finish(update, result, record.reason, provides, keep)
+            ctx.record, ctx.result, ctx.finished = keep, result, update
+            log.info(
+                "update finished",
+                extra={"artifact": update.artifact_name, "result": result, "reason": record.reason},
+            )
+        if record.retry:
+            ctx.record = Record(
+                record.state, deployment=record.deployment, restarts=record.restarts, retry=True
+            )
+            return Outcome.RETRY
+        return None
