@@ -97,3 +97,17 @@ def test_an_orderly_reset_is_a_power_cycle_not_a_watchdog_reset(tmp_path: Path):
         driver.off()
     assert driver.watchdog.resets == []
     assert driver.log.read_text().count("===== power on") == 2
+
+
+def test_a_machine_that_never_boots_fails_after_a_few_resets(tmp_path: Path):
+    """Every power-on silent (a wrong firmware or CPU): a failure, not resets forever."""
+    driver = _machine(tmp_path, [])
+    driver.watchdog.firmware_window = 1.0
+    try:
+        driver.on()
+        with pytest.raises(AssertionError, match=r"4 power-ons in a row .*check the firmware"):
+            driver.expect("root@pyupdate", timeout=600)
+    finally:
+        driver.off()
+    assert len(driver.watchdog.resets) == 4
+    assert driver.log.read_text().count("===== power on") == 4

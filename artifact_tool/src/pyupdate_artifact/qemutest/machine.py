@@ -87,7 +87,11 @@ class Watchdog:
     # the shutdown window is longer than systemd's own 90 s stop-job timeout.
     firmware_window: float = 60.0
     shutdown_window: float = 150.0
+    # A hang now and then is the emulator; every boot hanging is the image (a wrong
+    # firmware, machine or CPU): give up after this many resets in a row.
+    max_resets_in_a_row: int = 3
     resets: list[str] = field(default_factory=list)
+    in_a_row: int = 0
     deadline: float | None = None
     window: float = 0.0
     reason: str = ""
@@ -201,6 +205,7 @@ class QemuDriver:
                 continue
             if BOOT_SCRIPT in str(self.process.after):
                 self.watchdog.disarm()
+                self.watchdog.in_a_row = 0
             elif index == len(wanted) + 1:
                 self.watchdog.arm_shutdown()
             if index < len(wanted):
@@ -210,6 +215,13 @@ class QemuDriver:
         """Power-cycle a hung machine; returns the window it was given, to add to the wait."""
         window = self.watchdog.window
         self.watchdog.resets.append(f"{self.watchdog.reason}; last lines:\n{self.tail(15)}")
+        self.watchdog.in_a_row += 1
+        if self.watchdog.in_a_row > self.watchdog.max_resets_in_a_row:
+            raise AssertionError(
+                f"console: {self.watchdog.reason}, {self.watchdog.in_a_row} power-ons in a row"
+                f" (check the firmware, machine and CPU: {shlex.join(self.argv()[:9])}...);"
+                f" last lines:\n{self.tail(15)}"
+            )
         self.off()
         self.on()
         return window
