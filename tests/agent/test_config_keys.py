@@ -114,7 +114,7 @@ def test_security_must_be_an_object() -> None:
 def test_a_bad_daemon_key_stops_standalone_commands_too(tmp_path: Path, capsys) -> None:
     conf = tmp_path / "pyupdate.conf"
     conf.write_text('{"PollJitter": 2}')
-    assert main(["--config", str(conf), "--data", str(tmp_path), "show-artifact"]) == 1
+    assert main(["--config", str(conf), "--data", str(tmp_path), "show-artifact"]) == 3
     err = capsys.readouterr().err
     assert err == f"error: {conf}: PollJitter: must be a number between 0 and 0.5\n"
 

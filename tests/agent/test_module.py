@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,19 @@ def test_hanging_download_is_killed(tmp_path: Path):
     inst = installer(tmp_path, body, timeout=1)
     with pytest.raises(ModuleError, match="Download timed out"):
         feed(inst, {"a": b"x"})
+
+
+def test_a_module_that_exited_is_not_timed_out_while_its_files_are_written(tmp_path: Path):
+    """Files mode: the module ends at once in Download; writing its files may take longer
+    than ModuleTimeoutSeconds without that counting as the module's timeout."""
+    inst = installer(tmp_path, "#!/bin/sh\nexit 0\n", timeout=0.5)
+    inst.begin_download()
+    writer = inst.open_file(None, "a", 3)
+    time.sleep(1.0)  # past the timeout, the module long gone
+    writer.write(b"abc")
+    writer.finish()
+    inst.end_download()
+    assert (inst.tree / "files" / "a").read_bytes() == b"abc"
 
 
 def test_cleanup_removes_the_tree(tmp_path: Path):

@@ -143,3 +143,27 @@ def test_output_lands_in_the_deployment_log(dirs, tmp_path):
     got = {(e["message"], e.get("stream")) for e in entries if e.get("script")}
     assert {("to-out", "stdout"), ("to-err", "stderr")} <= got
     logging.getLogger("pyupdate_agent")
+
+
+def test_a_background_child_holding_the_output_is_not_waited_for(dirs, monkeypatch):
+    """The script's exit is its end (process.py): a daemon it started that keeps stdout
+    open neither holds the agent until the timeout nor turns into a timeout failure."""
+    monkeypatch.setattr("pyupdate_agent.process.PUMP_JOIN", 0.2)
+    etc, _, out = dirs
+    script(etc, "Download_Enter_01", f"(sleep 3; echo late >> {out}) & echo started")
+    start = time.monotonic()
+    runner(dirs, timeout=30).run("Download", "Enter")
+    assert time.monotonic() - start < 2
+
+
+def test_output_past_10_kib_is_dropped_not_blocking(dirs, tmp_path):
+    etc, _, _ = dirs
+    # 1 MiB on stdout: far more than a pipe holds, so the script blocks unless it is read
+    script(etc, "Download_Enter_01", "head -c 1048576 /dev/zero | tr '\\0' 'x' | fold -w 1000")
+    log = tmp_path / "deployments.0000.x.log"
+    with deployment_log(log):
+        runner(dirs, timeout=10).run("Download", "Enter")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    output = [e["message"] for e in lines if e.get("stream") == "stdout"]
+    assert sum(len(m) + 1 for m in output) <= 10 * 1024 + 1
+    assert len(output) >= 10

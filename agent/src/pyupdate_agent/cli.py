@@ -1,8 +1,6 @@
-"""`pyupdate`: the agent's command line; the only place errors become exit codes.
-
-Exit codes (docs/agent.md): 0 done, 1 failed (one line on stderr), 2 nothing
-in progress for commit/rollback or a usage error, 4 a reboot is needed
-(`install --reboot-exit-code`, like mender), 130 interrupted.
+"""`pyupdate`: the agent's command line; the only place errors become exit codes,
+by the table in exitcodes.py (docs/agent.md, "Exit codes"): one line on stderr,
+the code of the error's kind for the command.
 """
 
 from __future__ import annotations
@@ -20,14 +18,13 @@ from pyupdate_artifact.errors import ArtifactError
 from . import __version__
 from .config import DEFAULT_CONFIG, DEFAULT_DATA, load_config
 from .errors import AgentError, UpdateError
+from .exitcodes import Exit, exit_code
 from .log import setup_logging
 from .provides import current_provides, format_provides
 from .store import Store
 
 if TYPE_CHECKING:
     from .device import Device
-
-REBOOT_EXIT = 4
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +76,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             + "run 'pyupdate commit' to keep it or 'pyupdate rollback' to drop it"
         )
     if args.reboot_exit_code and result.needs_reboot != "No":
-        return REBOOT_EXIT
-    return 0
+        return Exit.REBOOT_NEEDED
+    return Exit.OK
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
@@ -93,7 +90,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"committed {name}")
-    return 0
+    return Exit.OK
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -106,7 +103,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"rolled back {name}")
-    return 0
+    return Exit.OK
 
 
 def _provides(args: argparse.Namespace) -> dict[str, str]:
@@ -121,12 +118,12 @@ def _provides(args: argparse.Namespace) -> dict[str, str]:
 
 def cmd_show_artifact(args: argparse.Namespace) -> int:
     print(_provides(args)["artifact_name"])
-    return 0
+    return Exit.OK
 
 
 def cmd_show_provides(args: argparse.Namespace) -> int:
     sys.stdout.write(format_provides(_provides(args)))
-    return 0
+    return Exit.OK
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
@@ -144,14 +141,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "pyupdate_agent.daemon", *argv])
-    return 1  # not reached
+    return Exit.FAILED  # not reached
 
 
 def cmd_signal_daemon(args: argparse.Namespace) -> int:
     from .daemon.control import signal_daemon
 
     signal_daemon(load_config(args.config), args.data, args.verb)
-    return 0
+    return Exit.OK
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ def _install_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reboot-exit-code",
         action="store_true",
-        help=f"exit with {REBOOT_EXIT} when the update needs a reboot",
+        help=f"exit with {Exit.REBOOT_NEEDED:d} when the update needs a reboot",
     )
 
 
@@ -211,18 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_json)
     try:
         return VERBS[args.verb].run(args)
-    except AgentError as err:
+    except (AgentError, ArtifactError) as err:
         _report(args, err)
-        return err.exit_code
-    except ArtifactError as err:
-        _report(args, err)
-        return 1
-    except KeyboardInterrupt:
+        return exit_code(args.verb, err)
+    except KeyboardInterrupt as err:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return exit_code(args.verb, err)
     except Exception as err:  # a bug: still one line, details with --log-level debug
         _report(args, RuntimeError(f"internal error: {type(err).__name__}: {err}"))
-        return 1
+        return Exit.FAILED
 
 
 def _report(args: argparse.Namespace, err: Exception) -> None:

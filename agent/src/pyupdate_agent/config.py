@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import keyvalue
 from .config_schema import (
     BOOTLOADER,
     COMMAND,
@@ -223,20 +224,20 @@ class Config:
         "PollJitter", JITTER, 0.1, OURS + DAEMON_ONLY, "random spread of each poll wait"
     )
     download_max_resumes: int = _key(
-        "DownloadMaxResumes", COUNT, 10, OURS + DAEMON_ONLY, "resumes of one download"
+        "DownloadMaxResumes", COUNT, 10, OURS, "resumes of one download (daemon and `install URL`)"
     )
     download_resume_seconds: int = _key(
         "DownloadResumeSeconds",
         SECONDS,
         600,
-        OURS + DAEMON_ONLY,
+        OURS,
         "time for the resumes of one download",
     )
     request_timeout_seconds: float = _key(
         "RequestTimeoutSeconds",
         TIMEOUT,
         30.0,
-        OURS + DAEMON_ONLY,
+        OURS,
         "per read; twice this per API request",
     )
     pid_file: str | None = _key(
@@ -342,8 +343,8 @@ def device_type_path(config: Config, data_dir: Path) -> Path:
 def read_device_type(config: Config, data_dir: Path) -> str | None:
     """`device_type=...` from the DeviceTypeFile; None when the file is absent.
 
-    Same rules as mender 3.4: KEY=VALUE lines, `#` comments, values trimmed,
-    the key twice is an error.
+    Same rules as mender 3.4: KEY=VALUE lines (keyvalue.py); a line that is not
+    KEY=VALUE is an error, and so is the key twice.
     """
     path = device_type_path(config, data_dir)
     try:
@@ -352,18 +353,12 @@ def read_device_type(config: Config, data_dir: Path) -> str | None:
         return None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read device type ({err.strerror})") from None
-    found: str | None = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"{path}: line {line!r} is not KEY=VALUE")
-        if name.strip() == "device_type":
-            if found is not None:
-                raise ConfigError(f"{path}: device_type is set twice")
-            found = value.strip()
-    if found is None:
+    lines = keyvalue.parse(text)
+    if lines.bad:
+        raise ConfigError(f"{path}: line {lines.bad[0]!r} is not KEY=VALUE")
+    found = [value for key, value in lines.pairs if key == "device_type"]
+    if len(found) > 1:
+        raise ConfigError(f"{path}: device_type is set twice")
+    if not found:
         raise ConfigError(f"{path}: no device_type= line")
-    return found
+    return found[0]

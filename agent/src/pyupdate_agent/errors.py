@@ -1,7 +1,8 @@
 """Errors of the agent: one class per kind of failure, one line each.
 
-Only `cli.py` catches them and exits with `exit_code` (docs/agent.md, "Exit
-codes"). Artifact errors from `pyupdate_artifact.errors` are mapped there too.
+Only the command line's edge (cli.py, and the daemon's entry) catches them;
+the exit code each one gives is in exitcodes.py's table, with the artifact
+library's errors (docs/agent.md, "Exit codes").
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 class AgentError(Exception):
     """Base class: str(err) is the one line shown to the user."""
 
-    exit_code = 1
-
 
 class ConfigError(AgentError):
     """The config file or device_type file is missing a key, unreadable or malformed."""
@@ -19,6 +18,20 @@ class ConfigError(AgentError):
 
 class InputError(AgentError):
     """The artifact file or URL cannot be opened or read."""
+
+
+class ServerError(AgentError):
+    """A server (the device API, or an `install` URL) is unreachable or answered
+    something we cannot use."""
+
+
+class ArtifactRefused(AgentError):
+    """The artifact library refused the artifact: its message unchanged, its error
+    kept in `error` for the exit code."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class StoreError(AgentError):
@@ -47,5 +60,3 @@ class UpdateError(AgentError):
 
 class NothingInProgress(AgentError):
     """commit or rollback without an update in flight (exit 2, like mender)."""
-
-    exit_code = 2

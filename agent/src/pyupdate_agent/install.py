@@ -13,9 +13,6 @@ The state scripts, SupportsRollback and what follows are the table's
 from __future__ import annotations
 
 import logging
-import ssl
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,37 +26,35 @@ from pyupdate_artifact.sign import load_verifier
 from .config import read_device_type
 from .core.record import Deployment, InFlight, Phase
 from .device import ROOTFS, Device
-from .errors import AgentError, InputError, SlotError, UpdateError
+from .errors import AgentError, ArtifactRefused, InputError, SlotError, UpdateError
 from .log import deployment_log, new_log_path
 from .payloads.base import Installer
 from .payloads.module import ModuleContext, write_tree
 from .payloads.rootfs import RootfsInstaller
 from .provides import current_provides
 from .scripts import store_artifact_scripts
-from .slots import on_trial, other_slot, running_slot, slots_from_config
+from .slots import other_slot, running_slot, slots_from_config
 from .store import Store, new_update_id
 
 log = logging.getLogger(__name__)
 
 
-class ArtifactRefused(UpdateError):
-    """The artifact library refused the artifact (its message, unchanged)."""
-
-
 def open_source(source: str, device: Device) -> BinaryIO:
-    """A local file, or an http(s) URL streamed without seeking."""
+    """A local file, or an http(s) URL streamed without seeking: the daemon's download
+    (download.py), resumed with Range after a dropped connection, within the same
+    limits (RequestTimeoutSeconds, DownloadMaxResumes, DownloadResumeSeconds)."""
     if source.startswith(("http://", "https://")):
-        context = None
-        if source.startswith("https://"):
-            context = ssl.create_default_context(cafile=device.config.server_certificate)
-            if device.config.skip_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        try:
-            return urllib.request.urlopen(source, timeout=60, context=context)
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise InputError(f"{source}: cannot download ({reason})") from None
+        from .download import open_download
+        from .tls import tls_context
+
+        config = device.config
+        return open_download(  # type: ignore[return-value]
+            source,
+            tls_context(config.server_certificate, config.skip_verify),
+            timeout=config.request_timeout_seconds,
+            max_resumes=config.download_max_resumes,
+            max_seconds=config.download_resume_seconds,
+        )
     try:
         return open(source, "rb", buffering=0)
     except OSError as err:
@@ -105,12 +100,12 @@ def _build_installer(
         return device.module_installer(payload_type), None, None
     slots = slots_from_config(device.config)
     env = device.bootenv()
-    values = env.read()
-    if on_trial(values):
+    state = env.state()
+    if state.trial:
         raise UpdateError(
-            "the boot env has an update on trial (upgrade_available=1): commit or roll back first"
+            f"{env.name}: slot {state.primary.label} is on trial: commit or roll back first"
         )
-    old = running_slot(slots, values)
+    old = running_slot(slots, state.booted)
     new = other_slot(slots, old)
     if not Path(new.path).exists():
         raise SlotError(f"slot {new.label}: {new.path} does not exist")
@@ -216,4 +211,4 @@ def stream_payload(device: Device, prepared: Prepared) -> None:
 
 
 def _agent_error(err: AgentError | ArtifactError) -> AgentError:
-    return err if isinstance(err, AgentError) else ArtifactRefused(str(err))
+    return err if isinstance(err, AgentError) else ArtifactRefused(err)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import keyvalue
 from .config import Config
 from .errors import ConfigError
 from .store import Store
@@ -17,7 +18,7 @@ UNKNOWN = "unknown"
 
 
 def read_artifact_info(paths: tuple[str, ...]) -> dict[str, str] | None:
-    """KEY=VALUE lines of the first existing artifact_info file, or None."""
+    """The KEY=VALUE lines (keyvalue.py) of the first existing artifact_info file, or None."""
     for name in paths:
         path = Path(name)
         try:
@@ -26,14 +27,11 @@ def read_artifact_info(paths: tuple[str, ...]) -> dict[str, str] | None:
             continue
         except OSError as err:
             raise ConfigError(f"{path}: cannot read artifact_info ({err.strerror})") from None
-        values: dict[str, str] = {}
-        for line in text.splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, sep, value = line.partition("=")
-            if sep and key.strip() in ("artifact_name", "artifact_group"):
-                values[key.strip()] = value.strip()
+        values = {
+            key: value
+            for key, value in keyvalue.parse(text).pairs
+            if key in ("artifact_name", "artifact_group")
+        }
         if values.get("artifact_group") == "":
             del values["artifact_group"]
         return values

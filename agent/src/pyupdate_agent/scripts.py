@@ -1,4 +1,5 @@
-"""State scripts: discovery, order, retry-later (exit 21), timeouts, captured output.
+"""State scripts: discovery, order, retry-later (exit 21); each run by process.py (the
+one child runner: process group, timeout, captured output).
 
 Mender 3.4's rules (docs/state-scripts.md): `Download` (and the daemon's Idle,
 Sync) scripts come from the rootfs dirs (/etc/pyupdate/scripts, then
@@ -9,18 +10,16 @@ recovery after a power cut run the same scripts the install did.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ScriptError
+from .process import GroupProcess
 
 log = logging.getLogger(__name__)
 
@@ -146,28 +145,26 @@ class ScriptRunner:
         if not os.access(script, os.X_OK):
             raise ScriptError(f"state script {script} is not executable")
         log.info("running state script", extra={"script": script.name})
+
+        def on_line(stream: str, line: str) -> None:
+            log.info(line, extra={"script": script.name, "stream": stream})
+
         try:
-            proc = subprocess.Popen(
+            proc = GroupProcess(
                 [str(script)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
+                timeout=self.settings.timeout,
+                on_line=on_line,
+                output_limit=OUTPUT_LIMIT,
             )
         except OSError as err:
             raise ScriptError(f"state script {script.name} cannot run ({err.strerror})") from None
-        try:
-            out, err_out = proc.communicate(timeout=self.settings.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid, signal.SIGKILL)
-            out, err_out = proc.communicate()
-            _log_output(script.name, out, err_out)
+        code = proc.wait()
+        if proc.timed_out:
             raise ScriptError(
                 f"state script {script.name} timed out after {self.settings.timeout:g} s"
                 " and was killed"
-            ) from None
-        _log_output(script.name, out, err_out)
-        return proc.returncode
+            )
+        return code
 
 
 def _check_version(directory: Path) -> None:
@@ -180,15 +177,3 @@ def _check_version(directory: Path) -> None:
         ) from None
     if text not in SUPPORTED_VERSIONS:
         raise ScriptError(f"{version}: script version {text!r} is not 2 or 3")
-
-
-def _kill_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
-
-
-def _log_output(name: str, out: bytes, err: bytes) -> None:
-    for stream, data in (("stdout", out), ("stderr", err)):
-        text = data[:OUTPUT_LIMIT].decode("utf-8", "replace")
-        for line in text.splitlines():
-            log.info(line, extra={"script": name, "stream": stream})

@@ -1,10 +1,8 @@
 """The A/B slots: which one runs now, which one an update may write.
 
-The bootloader env says which slot boots (`mender_boot_part`); while an update
-is on trial (`upgrade_available=1`) a `bootcount` of 0 means the device has not
-booted it yet and still runs the other slot (docs/boot-env.md, "Which slot
-runs"). When the slots are block devices the mounted root is the final word:
-the slot holding `/` is never the one we write.
+The bootloader says which slot it booted (bootenv/, `BootState.booted`). When
+the slots are block devices the mounted root is the final word: the slot
+holding `/` is never the one we write (docs/boot-env.md, "Which slot runs").
 """
 
 from __future__ import annotations
@@ -67,40 +65,17 @@ def other_slot(slots: tuple[Slot, Slot], slot: Slot) -> Slot:
     return slots[1] if slot == slots[0] else slots[0]
 
 
-def boot_part(env: dict[str, str], slots: tuple[Slot, Slot]) -> Slot:
-    """The slot the bootloader will boot next (`mender_boot_part`)."""
-    value = env.get("mender_boot_part")
-    if value is None or not value.strip().isdigit():
-        raise SlotError(f"boot env: mender_boot_part is {value!r}, not a partition number")
-    return slot_by_number(slots, int(value))
-
-
-def on_trial(env: dict[str, str]) -> bool:
-    return env.get("upgrade_available") == "1"
-
-
-def trial_booted(env: dict[str, str]) -> bool:
-    """True once the bootloader has started the slot on trial (bootcount counted it)."""
-    try:
-        return int(env.get("bootcount", "0") or "0") >= 1
-    except ValueError:
-        return False
-
-
-def running_slot(
-    slots: tuple[Slot, Slot], env: dict[str, str], root_dev: int | None = None
-) -> Slot:
-    """The slot the system runs from now."""
-    booted = boot_part(env, slots)
-    from_env = booted if not on_trial(env) or trial_booted(env) else other_slot(slots, booted)
+def running_slot(slots: tuple[Slot, Slot], booted: Slot, root_dev: int | None = None) -> Slot:
+    """The slot the system runs from now: the bootloader's `booted`, unless the mounted root
+    says otherwise."""
     mounted = mounted_slot(slots, root_dev)
-    if mounted is not None and mounted != from_env:
+    if mounted is not None and mounted != booted:
         log.warning(
-            "boot env and mounted root disagree; trusting the mounted root",
-            extra={"slot": mounted.label, "env_slot": from_env.label},
+            "bootloader and mounted root disagree; trusting the mounted root",
+            extra={"slot": mounted.label, "env_slot": booted.label},
         )
         return mounted
-    return from_env
+    return booted
 
 
 def mounted_slot(slots: tuple[Slot, Slot], root_dev: int | None = None) -> Slot | None:
@@ -118,8 +93,3 @@ def mounted_slot(slots: tuple[Slot, Slot], root_dev: int | None = None) -> Slot 
         if stat.S_ISBLK(st.st_mode) and st.st_rdev == root_dev:
             return slot
     return None
-
-
-def boot_vars(slot: Slot) -> dict[str, str]:
-    """`mender_boot_part` and `mender_boot_part_hex` for `slot` (hex in upper case, like 3.4)."""
-    return {"mender_boot_part": str(slot.number), "mender_boot_part_hex": f"{slot.number:X}"}

@@ -1,26 +1,65 @@
-"""The bootloader environment as a Protocol: read all variables, write several at once.
+"""What the agent asks of a bootloader: which slot boots, and the trial of the other one.
 
-One module per bootloader (uboot.py, grub.py), picked by the `Bootloader` key.
-`write` is atomic: after a power cut the bootloader sees either all of the
-new values or none of them (docs/boot-env.md, "Atomicity").
+One module per bootloader (uboot.py, grub.py), picked by the `Bootloader` key,
+like RAUC's bootchooser. The operations are in slots, never in variables: what
+a backend writes for them is its own business (docs/boot-env.md, "Backends").
+Each write is atomic: after a power cut the bootloader sees the state before
+the operation or the state after it, never a mix.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import BootEnvError
+from ..slots import Slot
+
+
+@dataclass(frozen=True, slots=True)
+class BootState:
+    """One read of the bootloader's choice.
+
+    Args:
+        primary: the slot the bootloader boots at the next power-on.
+        booted: the slot it started last, as far as it can tell (the mounted
+            root may know better: `slots.running_slot`).
+        trial: `primary` is on trial: not confirmed, and the bootloader falls
+            back to the other slot if it does not come up.
+    """
+
+    primary: Slot
+    booted: Slot
+    trial: bool
+
+    def fell_back(self, tried: Slot) -> bool:
+        """The bootloader gave up on `tried` and boots the other slot again, for good.
+
+        The one rule for every backend: no trial left and `tried` is not the
+        primary (docs/boot-env.md, "Commit and rollback decisions").
+        """
+        return not self.trial and self.primary != tried
 
 
 class BootEnv(Protocol):
+    """A bootloader's A/B choice. Errors are BootEnvError, prefixed with `name`."""
+
     name: str
 
-    def read(self) -> dict[str, str]:
-        """All variables; raises BootEnvError if the env cannot be read."""
+    def state(self) -> BootState:
+        """One read: primary, booted, trial."""
         ...
 
-    def write(self, values: dict[str, str]) -> None:
-        """Set `values` in one atomic update, then read them back to verify."""
+    def start_trial(self, slot: Slot) -> None:
+        """Boot `slot` at the next power-on, once; the bootloader falls back if it fails."""
+        ...
+
+    def confirm(self, slot: Slot) -> None:
+        """Keep booting `slot`, the primary on trial; writes nothing if it is confirmed."""
+        ...
+
+    def cancel(self, slot: Slot) -> None:
+        """Boot `slot` (the old one) from now on, confirmed; ends any trial."""
         ...
 
 
@@ -39,7 +78,11 @@ def verify_written(backend: str, wanted: dict[str, str], got: dict[str, str]) ->
 
 
 def parse_lines(text: str) -> dict[str, str]:
-    """`name=value` lines into a dict (the output of fw_printenv and grub-editenv list)."""
+    """`name=value` lines into a dict (the output of fw_printenv and grub-editenv list).
+
+    Not keyvalue.py's reader: an env value is kept exactly as stored, leading
+    spaces and `#` included, since the bootloader reads it that way.
+    """
     env: dict[str, str] = {}
     for line in text.splitlines():
         name, sep, value = line.partition("=")

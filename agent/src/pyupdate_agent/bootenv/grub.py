@@ -1,4 +1,4 @@
-"""GRUB env through grub-editenv on a grubenv file.
+"""GRUB: Mender's variables (mender.py) through grub-editenv on a grubenv file.
 
 grub-editenv rewrites its file in place, so an update is made on a copy
 (`<file>.new`), synced and renamed over the original: a power cut leaves the
@@ -13,19 +13,23 @@ import subprocess
 from pathlib import Path
 
 from ..errors import BootEnvError
+from ..slots import Slot
 from .base import check_values, parse_lines, verify_written
+from .mender import MenderEnv
 
 NAME = "grub"
 
 
-class GrubEnv:
+class GrubEnv(MenderEnv):
     """Args:
+    slots: (A, B).
     env_file: the grubenv file (1024 bytes, made by `grub-editenv FILE create`).
     """
 
     name = NAME
 
-    def __init__(self, env_file: str) -> None:
+    def __init__(self, slots: tuple[Slot, Slot], env_file: str) -> None:
+        super().__init__(slots)
         self.path = Path(env_file)
 
     def read(self) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""U-Boot env through libubootenv's fw_printenv / fw_setenv.
+"""U-Boot: Mender's variables (mender.py) through libubootenv's fw_printenv / fw_setenv.
 
 All writes go through ONE `fw_setenv -s -` script of `name=value` lines: with
 a redundant env (two copies in fw_env.config) libubootenv writes the inactive
@@ -12,13 +12,16 @@ import shlex
 import subprocess
 
 from ..errors import BootEnvError
+from ..slots import Slot
 from .base import check_values, parse_lines, verify_written
+from .mender import MenderEnv
 
 NAME = "uboot"
 
 
-class UBootEnv:
+class UBootEnv(MenderEnv):
     """Args:
+    slots: (A, B).
     fw_env_config: passed as `-c` to both tools; None uses /etc/fw_env.config.
     get_cmd / set_cmd: replace `fw_printenv` / `fw_setenv` (mender's BootUtilities*
         keys); `-c` is not added to them, the wrapper knows its config.
@@ -28,10 +31,12 @@ class UBootEnv:
 
     def __init__(
         self,
+        slots: tuple[Slot, Slot],
         fw_env_config: str | None = None,
         get_cmd: str | None = None,
         set_cmd: str | None = None,
     ) -> None:
+        super().__init__(slots)
         cfg = ["-c", fw_env_config] if fw_env_config else []
         self._get = shlex.split(get_cmd) if get_cmd else ["fw_printenv", *cfg]
         self._set = shlex.split(set_cmd) if set_cmd else ["fw_setenv", *cfg]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from ..errors import AgentError, UpdateError
 from ..log import deployment_log
 from ..payloads.base import Installer
-from ..payloads.rootfs import RolledBack, RootfsInstaller
+from ..payloads.rootfs import RootfsInstaller
 from .errors import Refused
 from .record import InFlight, Record
 from .runner import Context
@@ -40,16 +40,6 @@ class Managed(Protocol):
     def reboot(self, what: str) -> None:
         """Run RebootCommand; returns only if the device did not go down (AgentError)."""
         ...
-
-
-def fell_back(update: InFlight, installer: Installer) -> str | None:
-    """Why the update failed if the bootloader went back to the old slot, else None."""
-    if not isinstance(installer, RootfsInstaller) or not installer.rolled_back_by_bootloader():
-        return None
-    return (
-        f"the bootloader rolled back to slot {installer.old.label}:"
-        f" {update.artifact_name} did not boot"
-    )
 
 
 class Steps:
@@ -105,6 +95,11 @@ class Steps:
             self._installer = self.device.installer_for(self.update)
         return self._installer
 
+    def _check_fell_back(self) -> None:
+        """RolledBack if the bootloader gave up on a rootfs update (the rule: bootenv/base.py)."""
+        if isinstance(self.installer, RootfsInstaller):
+            self.installer.check_not_fallen_back(self.update.artifact_name)
+
     def _answer(self, **changes: object) -> None:
         self.ctx.set(update=replace(self.update, **changes))  # type: ignore[arg-type]
 
@@ -151,9 +146,7 @@ class Steps:
 
     # -- Installed: standalone waits for a command -----------------------------------
     def await_command(self) -> Outcome:
-        reason = fell_back(self.update, self.installer)
-        if reason is not None:
-            raise RolledBack(reason)
+        self._check_fell_back()
         if self.command is Outcome.COMMIT:
             if isinstance(self.installer, RootfsInstaller):
                 try:
@@ -186,9 +179,7 @@ class Steps:
         self.managed.reboot("reboot")
 
     def verify_reboot(self) -> None:
-        reason = fell_back(self.update, self.installer)
-        if reason is not None:
-            raise RolledBack(reason)
+        self._check_fell_back()
         if isinstance(self.installer, RootfsInstaller):
             self.installer.commit_precondition()
         else:
@@ -198,9 +189,7 @@ class Steps:
     def check_commit(self) -> None:
         """A power cut while the trial was not yet confirmed may make the bootloader fall
         back: then the commit must not go on (resuming ArtifactCommit)."""
-        reason = fell_back(self.update, self.installer)
-        if reason is not None:
-            raise RolledBack(reason)
+        self._check_fell_back()
 
     def commit(self) -> None:
         self.installer.commit()
@@ -223,12 +212,8 @@ class Steps:
             return Outcome.NO_ROLLBACK
         installer = self.installer
         if isinstance(installer, RootfsInstaller):
-            from ..slots import running_slot
-
             try:
-                self._runs_new = (
-                    running_slot(installer.slots, installer.env.read()) == installer.new
-                )
+                self._runs_new = installer.runs_new()
             except AgentError:
                 self._runs_new = True  # unsure: reboot, the env decides
         else:

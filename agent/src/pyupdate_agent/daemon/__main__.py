@@ -2,7 +2,7 @@
 imports the standalone commands' modules (the artifact library alone is ~15 MB of RSS).
 
 `python -m pyupdate_agent.daemon --config F --data D --log-level L [--log-json]`;
-errors: one line on stderr, exit code as in cli.py.
+errors: one line on stderr, the exit code from exitcodes.py's table ("daemon").
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import DEFAULT_DATA, load_config
 from ..errors import AgentError
+from ..exitcodes import exit_code
 from ..log import setup_logging
 
 
@@ -35,9 +36,9 @@ def main(argv: list[str]) -> int:
         if args.log_level == "debug":
             logging.getLogger("pyupdate_agent").exception("failed")
         print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        return 130
+        return exit_code("daemon", err)
+    except KeyboardInterrupt as err:
+        return exit_code("daemon", err)
 
 
 if __name__ == "__main__":

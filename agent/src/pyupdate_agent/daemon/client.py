@@ -1,9 +1,9 @@
 """Mender device API v1 (and the v2 deployment check) over the standard library.
 
 Bodies are small and capped; downloads are streamed and resume with `Range`
-after a dropped connection (download.py). TLS verification is on unless SkipVerify;
-`ServerCertificate` adds a private CA; HTTPS_PROXY/NO_PROXY are honoured
-(urllib's ProxyHandler reads them). Spec: docs/device-api.md.
+after a dropped connection (../download.py). TLS (../tls.py): verification is
+on unless SkipVerify; `ServerCertificate` adds a private CA. HTTPS_PROXY/NO_PROXY
+are honoured (urllib's ProxyHandler reads them). Spec: docs/device-api.md.
 """
 
 from __future__ import annotations
@@ -21,26 +21,20 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from .. import __version__
 from ..core.errors import Aborted
 from ..core.record import Deployment
-from ..errors import AgentError
+from ..download import USER_AGENT, ResumableDownload, open_download
+from ..errors import ServerError
+from ..tls import tls_context
 
 __all__ = ["Deployment", "DeploymentAborted", "DeviceClient", "ServerError", "Unauthorized"]
-
-if TYPE_CHECKING:
-    from .download import ResumableDownload
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
 API = "/api/devices"
-
-
-class ServerError(AgentError):
-    """The server is unreachable or answered something we cannot use."""
 
 
 class Unauthorized(ServerError):
@@ -55,9 +49,6 @@ class Signer(Protocol):
     def public_pem(self) -> str: ...
 
     def sign(self, body: bytes) -> str: ...
-
-
-USER_AGENT = f"pyupdate/{__version__}"
 
 
 class _Watchdog:
@@ -154,17 +145,8 @@ class DeviceClient:
         url = server_url.rstrip("/")
         self.base = url if "://" in url else f"https://{url}"
         self.timeout = timeout
-        context = ssl.create_default_context()
+        context = tls_context(ca_file, skip_verify)
         self._context = context
-        if ca_file:
-            try:
-                context.load_verify_locations(cafile=ca_file)
-            except (OSError, ssl.SSLError) as err:
-                raise ServerError(f"ServerCertificate {ca_file}: cannot load ({err})") from None
-        if skip_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            log.warning("certificate verification skipped (SkipVerify)")
         self._watchdog = _Watchdog()
         self._opener = urllib.request.build_opener(
             _HTTPHandler(self._watchdog), _HTTPSHandler(self._watchdog, context)
@@ -280,14 +262,9 @@ class DeviceClient:
         path = f"/v1/deployments/device/deployments/{deployment_id}/log"
         self._json("PUT", path, {"messages": messages}, (200, 204))
 
-    def open_download(self, uri: str, **kwargs: object) -> ResumableDownload:
-        from .download import ResumableDownload
-
-        # its own opener: a download's length is not bounded by the API watchdog;
-        # ResumableDownload guards against a stalled or dripping body itself
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._context))
-        opener.addheaders = [("User-Agent", USER_AGENT)]
-        return ResumableDownload(opener, uri, timeout=self.timeout, **kwargs)  # type: ignore[arg-type]
+    def open_download(self, uri: str, **limits: object) -> ResumableDownload:
+        """The artifact at `uri` (download.py), with this client's TLS and timeout."""
+        return open_download(uri, self._context, timeout=self.timeout, **limits)
 
 
 def _read_capped(response, deadline: float, url: str) -> bytes:

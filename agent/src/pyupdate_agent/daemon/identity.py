@@ -18,6 +18,7 @@ from pathlib import Path
 from pyupdate_artifact import crypto
 from pyupdate_artifact.errors import KeyFileError
 
+from .. import keyvalue
 from ..errors import AgentError
 
 # The key is used through pyupdate_artifact.crypto, which picks `cryptography` when
@@ -101,16 +102,13 @@ class DeviceKey:
 
 
 def parse_key_values(text: str, source: str) -> dict[str, str | list[str]]:
-    """`key=value` lines; a key given several times becomes a list (Mender's rule)."""
+    """`key=value` lines (keyvalue.py, untrimmed); a key given several times becomes a
+    list (Mender's rule); a line that is not KEY=VALUE is skipped with a warning."""
+    lines = keyvalue.parse(text, trim=False)
+    for _ in lines.bad:
+        log.warning("ignoring line without '=' from %s", source)
     result: dict[str, str | list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key:
-            log.warning("ignoring line without '=' from %s", source)
-            continue
+    for key, value in lines.pairs:
         if key in result:
             old = result[key]
             result[key] = [*old, value] if isinstance(old, list) else [old, value]

@@ -1,10 +1,11 @@
 """Update Module v3 runner: exactly the protocol of docs/update-module.md (mender 3.4).
 
-`<module> <STATE> <tree>`: two arguments, cwd = the file tree, a new process
-group, stdin unused. Query states answer on stdout; for the others stdout and
-stderr go line by line into the deployment log. A watchdog sends SIGTERM to
-the process group at ModuleTimeoutSeconds and SIGKILL `kill_grace` later,
-which also unblocks a stream write to a module that stopped reading.
+`<module> <STATE> <tree>`: two arguments, cwd = the file tree, run by the one
+child runner (process.py): a new process group, stdin unused, SIGTERM to the
+group at ModuleTimeoutSeconds and SIGKILL `kill_grace` later, which also
+unblocks a stream write to a module that stopped reading. Query states answer
+on stdout; for the others stdout and stderr go line by line into the
+deployment log.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModuleError
+from ..process import GroupProcess
 
 log = logging.getLogger(__name__)
 
@@ -82,87 +81,51 @@ def write_tree(tree: Path, ctx: ModuleContext) -> None:
 
 
 class _Call:
-    """One running module process with its output pumps and watchdog."""
+    """One module call: its process (process.py), output and query answer."""
 
     def __init__(self, module: Path, state: str, tree: Path, timeout: float, grace: float):
         self.state = state
         self.name = module.name
         self.answer: list[str] = []
-        self.timed_out = False
         query = state in ("SupportsRollback", "NeedsArtifactReboot")
+
+        def on_line(stream: str, line: str) -> None:
+            if query and stream == "stdout":
+                self.answer.append(line)
+            else:
+                log.info(line, extra={"update_module": self.name, "state": state, "stream": stream})
+
         try:
-            self.proc = subprocess.Popen(
+            self._process = GroupProcess(
                 [str(module), state, str(tree)],
                 cwd=tree,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
+                timeout=timeout,
+                grace=grace,
+                on_line=on_line,
             )
         except OSError as err:
             raise ModuleError(f"update module {module}: cannot run ({err.strerror})") from None
-        self._pumps = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, "stdout", query)),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, "stderr", False)),
-        ]
-        for pump in self._pumps:
-            pump.daemon = True
-            pump.start()
-        self._grace = grace
-        self._done = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, args=(timeout,), daemon=True)
-        self._watchdog.start()
-
-    def _pump(self, pipe, stream: str, keep: bool) -> None:
-        for raw in pipe:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if keep:
-                self.answer.append(line)
-            else:
-                log.info(
-                    line, extra={"update_module": self.name, "state": self.state, "stream": stream}
-                )
-        pipe.close()
-
-    def _watch(self, timeout: float) -> None:
-        if self._done.wait(timeout):
-            return
-        self.timed_out = True
-        self.kill()
 
     def kill(self) -> None:
-        """SIGTERM to the group; SIGKILL if the module is still there after the grace."""
-        _signal_group(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=self._grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.proc.pid, signal.SIGKILL)
-        # children that ignored SIGTERM must not outlive the module either
-        _signal_group(self.proc.pid, signal.SIGKILL)
+        self._process.kill()
+
+    def expire(self) -> None:
+        self._process.expire()
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self._process.alive()
 
     def wait(self) -> int:
-        code = self.proc.wait()
-        self._done.set()
-        for pump in self._pumps:
-            pump.join(timeout=5)
-        return code
+        return self._process.wait()
 
     def check(self) -> None:
         code = self.wait()
-        if self.timed_out:
+        if self._process.timed_out:
             raise ModuleError(f"update module {self.name}: {self.state} timed out and was killed")
         if code != 0:
             raise ModuleError(
                 f"update module {self.name}: {self.state} failed with exit code {code}"
             )
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 class _FileWriter:
@@ -268,7 +231,7 @@ class ModuleInstaller:
             if not self._download.alive():
                 return None
             if time.monotonic() > self._deadline:
-                self._download.kill()
+                self._download.expire()
                 self._download.check()
             time.sleep(POLL)
 

@@ -3,9 +3,9 @@
 Write path: the reader decompresses and hashes in the calling thread while a
 writer thread writes whole pages into the slot, so inflate, sha256 and
 the kernel's copy overlap (zlib, hashlib and os.write release the GIL). One
-fsync at the end. The env is switched only by `install()`, which the flow
-calls after the reader has verified the image's checksum and `finish()` has
-synced it (docs/boot-env.md, "Install").
+fsync at the end. The bootloader is switched only by `install()`, which the
+flow calls after the reader has verified the image's checksum and `finish()`
+has synced it; what it writes is the backend's (docs/boot-env.md, "Backends").
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 
 from ..bootenv import BootEnv
 from ..errors import SlotError, UpdateError
-from ..slots import Slot, boot_part, boot_vars, on_trial, running_slot
+from ..slots import Slot, running_slot
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class SlotWriter:
 
 class RootfsInstaller:
     """Args:
-    env: the bootloader env.
+    env: the bootloader backend.
     slots: (A, B).
     old, new: the running slot when the install started, and the one written.
     """
@@ -206,7 +206,7 @@ class RootfsInstaller:
             raise SlotError("rootfs-image payload has no image file")
 
     def abort_download(self) -> None:
-        """Nothing to undo: the env still points at the old slot."""
+        """Nothing to undo: the bootloader still boots the old slot."""
 
     def supports_rollback(self) -> bool:
         return True
@@ -215,31 +215,33 @@ class RootfsInstaller:
         return "Yes"
 
     def install(self) -> None:
-        # one fw_setenv script: a power cut leaves either the old env or all of this
-        self.env.write({**boot_vars(self.new), "upgrade_available": "1", "bootcount": "0"})
+        self.env.start_trial(self.new)
         log.info("boot env switched", extra={"slot": self.new.label})
 
-    def rolled_back_by_bootloader(self) -> bool:
-        """The bootloader gave up on the new slot and went back (docs/boot-env.md)."""
-        env = self.env.read()
-        return boot_part(env, self.slots) == self.old and not on_trial(env)
+    def check_not_fallen_back(self, artifact_name: str) -> None:
+        """RolledBack if the bootloader gave up on the new slot (BootState.fell_back)."""
+        if self.env.state().fell_back(self.new):
+            raise RolledBack(
+                f"the bootloader rolled back to slot {self.old.label}: {artifact_name} did not boot"
+            )
+
+    def runs_new(self) -> bool:
+        """The new slot runs: the mounted root says so, or else the bootloader does."""
+        return running_slot(self.slots, self.env.state().booted) == self.new
 
     def commit_precondition(self) -> None:
         """Commit only from the new slot: committing before the reboot would drop the fallback."""
-        if running_slot(self.slots, self.env.read()) != self.new:
+        if not self.runs_new():
             raise UpdateError(
                 f"the device still runs slot {self.old.label}: reboot into slot"
                 f" {self.new.label} first, then commit"
             )
 
     def commit(self) -> None:
-        env = self.env.read()
-        if boot_part(env, self.slots) == self.new and not on_trial(env):
-            return  # committed before a power cut; nothing left to do
-        self.env.write({"upgrade_available": "0"})
+        self.env.confirm(self.new)
 
     def rollback(self) -> None:
-        self.env.write({**boot_vars(self.old), "upgrade_available": "0", "bootcount": "0"})
+        self.env.cancel(self.old)
 
     def failure(self) -> None:
         """Nothing beyond the rollback: the old slot is untouched."""

@@ -1,9 +1,12 @@
-"""A download that survives dropped connections: `Range: bytes=<offset>-` from the last byte.
+"""The one artifact download, the daemon's and `pyupdate install URL`'s: it survives
+dropped connections with `Range: bytes=<offset>-` from the last byte.
 
 The answer to a resume must be 206 with a Content-Range for the same total;
 resumes are bounded in count and in time, with the one backoff rule
-(backoff.py). A body slower than LOW_SPEED bytes per two timeouts counts as a
-dropped connection; a certificate that does not verify is not retried.
+(daemon/backoff.py). A body slower than LOW_SPEED bytes per two timeouts counts
+as a dropped connection; a certificate that does not verify is not retried.
+Limits (docs/agent.md, "Network behaviour"): RequestTimeoutSeconds per read,
+DownloadMaxResumes resumes within DownloadResumeSeconds.
 """
 
 from __future__ import annotations
@@ -18,14 +21,30 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from .backoff import backoff
-from .client import ServerError
+from . import __version__
+from .daemon.backoff import backoff
+from .errors import ServerError
 
 log = logging.getLogger(__name__)
 
 LOW_SPEED = 1024
 MAX_BACKOFF = 30.0
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+USER_AGENT = f"pyupdate/{__version__}"
+
+
+def open_download(
+    uri: str, context: ssl.SSLContext, *, timeout: float, **limits: object
+) -> ResumableDownload:
+    """Start downloading `uri` (tls.py's context); `limits` as for ResumableDownload.
+
+    Its own opener, not the device API's: a download's length is not bounded by
+    the API watchdog; ResumableDownload guards against a stalled or dripping body.
+    HTTPS_PROXY/NO_PROXY are honoured (urllib's ProxyHandler).
+    """
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+    opener.addheaders = [("User-Agent", USER_AGENT)]
+    return ResumableDownload(opener, uri, timeout=timeout, **limits)  # type: ignore[arg-type]
 
 
 class ResumableDownload:
