@@ -69,6 +69,10 @@ DEBIAN_NAMES = {
     "host-libtasn1": ["libtasn1-6"],
     "host-libconfuse": ["libconfuse"],
 }
+# Packages whose installed paths carry Buildroot's version string: a substitute
+# of another version must carry its own (swig's wrapper points SWIG_LIB at
+# share/swig/$(SWIG_VERSION), where the 4.1.0 tree installed nothing).
+VERSION_IN_PATHS = {"SWIG"}
 
 
 @dataclass
@@ -523,6 +527,9 @@ def main() -> int:
         lines = []
         for v, note in sorted(overrides.items()):
             lines.append(f"# {note}\n{v}_OVERRIDE_SRCDIR = {args.substitute / v}\n")
+            if v in VERSION_IN_PATHS and not note.startswith("local:"):
+                tree_version = upstream(note.split()[0].split("=", 1)[1])
+                lines.append(f"override {v}_VERSION = {tree_version}\n")
             # e.g. a substitute of another minor version names it for Buildroot
             extra = args.substitute / v / ".pyupdate-local.mk"
             if extra.exists():
