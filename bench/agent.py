@@ -23,9 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from pyupdate_testing.daemon_device import make_daemon_device
+from pyupdate_testing.proxies import CountingProxy
+from pyupdate_testing.server import live_server
+from pyupdate_testing.wait import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "agent"))
-from daemon_env import CountingProxy, live_server, make_daemon_device, wait_for  # noqa: E402
 
 POLL = 5
 HZ = os.sysconf("SC_CLK_TCK")

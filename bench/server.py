@@ -20,8 +20,6 @@ import datetime as dt
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,9 +32,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pyupdate_testing.server import ADMIN, live_server
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ADMIN = ("bench@example.com", "bench-password")
 NEXT = "/api/devices/v1/deployments/device/deployments/next"
 
 
@@ -122,12 +121,6 @@ class Timings:
             "p50_ms": statistics.median(s) * 1000,
             "p99_ms": s[min(len(s) - 1, int(len(s) * 0.99))] * 1000,
         }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def preload(data_dir: Path, count: int) -> None:
@@ -390,48 +383,18 @@ def bench_one(registered: int, active: int, seconds: float, conns: int) -> dict[
         t = time.perf_counter()
         preload(data, registered - active)
         preload_s = time.perf_counter() - t
-        subprocess.run(
-            [
-                str(BIN / "pyupdate-server"),
-                "user",
-                "create",
-                "--data-dir",
-                str(data),
-                "--username",
-                ADMIN[0],
-                "--password",
-                ADMIN[1],
-            ],
-            check=True,
-            capture_output=True,
-        )
         artifact = make_artifact(tmp)
-        port = free_port()
-        proc = subprocess.Popen(
-            [str(BIN / "pyupdate-server"), "serve", "--data-dir", str(data), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            for _ in range(300):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            rss_start = rss_kib(proc.pid)[0]
+        with live_server(tmp, data_dir=data) as server:
+            pid = server.process.pid
+            rss_start = rss_kib(pid)[0]
             devices = [
                 Device({"mac": f"bench-{i}"}, ec.generate_private_key(ec.SECP256R1()))
                 for i in range(active)
             ]
             load_before = os.getloadavg()[0]
-            result = asyncio.run(run_round(port, devices, seconds, conns, artifact))
+            result = asyncio.run(run_round(server.port, devices, seconds, conns, artifact))
             result["loadavg_1min"] = [load_before, os.getloadavg()[0]]
-            rss, hwm = rss_kib(proc.pid)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
+            rss, hwm = rss_kib(pid)
         db_size = sum(f.stat().st_size for f in data.glob("server.db*"))
     return {
         "registered": registered,

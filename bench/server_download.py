@@ -35,13 +35,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pyupdate_testing.server import MANAGEMENT, Server, live_server
+
+# bench/server.py, beside this script (a script's own folder is first on sys.path)
+from server import NEXT, Device, make_artifact, rss_kib
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "ci" / "qemu"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from pyupdate_artifact.qemutest import server as fleet  # noqa: E402
-from server import NEXT, Device, make_artifact, rss_kib  # noqa: E402
-
 MIB = 1 << 20
 
 
@@ -74,7 +73,7 @@ def dd_read(path: Path) -> float:
     return time.perf_counter() - t
 
 
-def device_link(server: fleet.Server, mgmt: fleet.Management) -> tuple[str, str]:
+def device_link(server: Server) -> tuple[str, str]:
     """Admit a device with a real key, deploy to it; returns its download link and token."""
     device = Device({"mac": "bench-download"}, ec.generate_private_key(ec.SECP256R1()))
 
@@ -92,11 +91,11 @@ def device_link(server: fleet.Server, mgmt: fleet.Management) -> tuple[str, str]
         auth()
     except urllib.error.HTTPError as err:  # 401 while pending: expected
         assert err.code == 401, err
-    pending = fleet.pending_device(mgmt)
-    assert pending is not None, "no pending device"
-    mgmt.accept(pending)
+    pending = server.pending_devices()
+    assert pending, "no pending device"
+    server.accept(pending[0])
     token = auth()
-    mgmt.deploy("download bench", "big-1", [pending["id"]])
+    server.deploy("big-1", [pending[0]["id"]])
     request = urllib.request.Request(
         f"{server.url}{NEXT}",
         data=json.dumps({"device_type": "bench", "artifact_name": "base"}).encode(),
@@ -139,20 +138,18 @@ def run(mib: int, runs: int, clients: int) -> dict[str, object]:
         size = artifact.stat().st_size
         with artifact.open("rb") as fh:
             want = hashlib.file_digest(fh, "sha256").hexdigest()
-        server = fleet.Server(tmp / "data", tmp / "server.log")
-        try:
+        with live_server(tmp) as server:
             pid = server.process.pid
-            mgmt = fleet.Management(server.url)
             reset_peak(pid)
             upload = curl(
-                "-H", f"Authorization: Bearer {mgmt.token}",
+                "-H", f"Authorization: Bearer {server.token}",
                 "-F", f"artifact=@{artifact};type=application/octet-stream",
-                f"{server.url}{fleet.MGMT}/v1/deployments/artifacts",
+                f"{server.url}{MANAGEMENT}/v1/deployments/artifacts",
             )  # fmt: skip
             upload["peak_rss_mib"] = peak_mib(pid)
-            stored = max((tmp / "data").rglob("*"), key=lambda p: p.stat().st_size)
+            stored = max(server.data_dir.rglob("*"), key=lambda p: p.stat().st_size)
             artifact.unlink()  # one copy on disk: the store's
-            link, _ = device_link(server, mgmt)
+            link, _ = device_link(server)
             rows: dict[str, list[float]] = {k: [] for k in
                                             ("cold_dl", "cold_dd", "warm_dl", "warm_dd")}  # fmt: skip
             peaks = []
@@ -171,8 +168,6 @@ def run(mib: int, runs: int, clients: int) -> dict[str, object]:
                 peaks.append(peak_mib(pid))
             resumed = resumed_sha256(link, size, tmp)
             slow = slow_clients(link, pid, clients, 10.0)
-        finally:
-            server.stop()
     return {
         "mib": mib,
         "artifact_bytes": size,

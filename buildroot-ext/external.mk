@@ -1,3 +1,8 @@
+# The pyupdate packages build from this checkout (SITE_METHOD local): a
+# setuptools build/ or egg-info left in it would put stale modules into the
+# wheels, so only the sources are copied into Buildroot's build directory.
+PYUPDATE_LOCAL_RSYNC_EXCLUSIONS = --exclude build --exclude '*.egg-info' --exclude __pycache__
+
 include $(sort $(wildcard $(BR2_EXTERNAL_PYUPDATE_PATH)/package/*/*.mk))
 
 # Bad settings stop `make` at once with one line naming the option, not

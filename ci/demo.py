@@ -21,8 +21,8 @@ sys.path.insert(0, str(REPO / "ci" / "qemu"))
 
 import images  # noqa: E402
 
-from pyupdate_artifact.qemutest import server as fleet  # noqa: E402
-from pyupdate_artifact.qemutest.machine import (  # noqa: E402
+from pyupdate_host.qemutest import server as fleet  # noqa: E402
+from pyupdate_host.qemutest.machine import (  # noqa: E402
     BootStrategy,
     DiskImage,
     QemuDriver,

@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 mkdir -p "$stamp_dir"
-want=$(cat requirements-dev.txt artifact_tool/pyproject.toml agent/pyproject.toml server/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements-dev.txt artifact_tool/reader/pyproject.toml artifact_tool/host/pyproject.toml agent/pyproject.toml server/pyproject.toml testing/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp_dir/pip" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q --upgrade pip >/dev/null
     .venv/bin/pip install -q -r requirements-dev.txt

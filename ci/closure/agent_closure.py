@@ -27,11 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = {
     "pyupdate_agent": REPO / "agent" / "src",
-    "pyupdate_artifact": REPO / "artifact_tool" / "src",
+    "pyupdate_artifact": REPO / "artifact_tool" / "reader" / "src",
+    "pyupdate_host": REPO / "artifact_tool" / "host" / "src",
 }
 OWN = frozenset(SOURCES)
 # Build-host only (STYLE.md): the agent must never reach it.
-HOST_ONLY = ("pyupdate_artifact.image",)
+HOST_ONLY = ("pyupdate_host",)
 # Newer stdlib names than this interpreter knows (sys.stdlib_module_names of
 # 3.11): the devices run 3.14.
 EXTRA_STDLIB = frozenset({"compression", "annotationlib", "_colorize", "_pyrepl", "_zstd"})
@@ -362,5 +363,6 @@ def agent_closure() -> Closure:
 
 @cache
 def host_tool_closure() -> Closure:
-    """pyupdate-artifact and pyupdate-image as the build host runs them (image included)."""
-    return compute(own_modules("pyupdate_artifact"), host_only=())
+    """pyupdate-artifact and pyupdate-image as the build host runs them (pyupdate_host,
+    and the reader it reaches)."""
+    return compute(own_modules("pyupdate_host"), host_only=())

@@ -328,8 +328,8 @@ def check_defconfig(
         if not _on(config, option):
             failures.append(f"{defconfig}: {option} is not set in the resolved .config")
     # host python: what pyupdate-artifact and pyupdate-image import on the build host
-    if host_closure is not None and _on(config, "BR2_PACKAGE_HOST_PYUPDATE_ARTIFACT"):
-        host_config_in = _rel(ext / "package/pyupdate-artifact/Config.in.host", repo)
+    if host_closure is not None and _on(config, "BR2_PACKAGE_HOST_PYUPDATE_HOST"):
+        host_config_in = _rel(ext / "package/pyupdate-host/Config.in.host", repo)
         missing: dict[str, str] = {}
         for module in sorted(host_closure.stdlib):
             option = modules["host"].get(module)
@@ -401,8 +401,8 @@ def fstab_lines(defconfig: str, ext: Path = BR_EXT) -> list[str]:
     board_in = ext / "board" / m.group(1) / "pyupdate-board.json.in"
     if not board_in.is_file():
         return []
-    from pyupdate_artifact.image.board import load_board
-    from pyupdate_artifact.image.slot import device_files
+    from pyupdate_host.image.board import load_board
+    from pyupdate_host.image.slot import device_files
 
     text = (
         board_in.read_text(encoding="utf-8")

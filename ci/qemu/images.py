@@ -17,13 +17,13 @@ from pathlib import Path
 
 import inputs
 
-from pyupdate_artifact.image import artifact, slot
-from pyupdate_artifact.image.board import Board, load_board
-from pyupdate_artifact.image.build import BuildSpec, build
+from pyupdate_host.image import artifact, slot
+from pyupdate_host.image.board import Board, load_board
+from pyupdate_host.image.build import BuildSpec, build
 
 # The guest reaches the host's services at GUEST_HOST_IP (the QEMU guestfwd, machine.py).
-from pyupdate_artifact.qemutest.machine import GUEST_HOST_IP
-from pyupdate_artifact.qemutest.scenarios import SERVER_GUEST_PORT
+from pyupdate_host.qemutest.machine import GUEST_HOST_IP
+from pyupdate_host.qemutest.scenarios import SERVER_GUEST_PORT
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"
@@ -43,23 +43,30 @@ class DeviceImages:
 
 
 def agent_wheels(out: Path) -> list[Path]:
+    """The reader's and the agent's wheels, built from clean copies of their sources:
+    pip builds in place, and a build/ left in the checkout would ship stale modules."""
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "-w",
-            str(out),
-            str(REPO / "artifact_tool"),
-            str(REPO / "agent"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    junk = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = []
+        for rel in ("artifact_tool/reader", "agent"):
+            sources.append(Path(tmp) / rel)
+            shutil.copytree(REPO / rel, sources[-1], ignore=junk)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "-w",
+                str(out),
+                *map(str, sources),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return sorted(out.glob("*.whl"))
 
 

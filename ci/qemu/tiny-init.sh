@@ -7,7 +7,7 @@
 # console, started again whenever it exits. PID 1 must never exit: that panics.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/busybox
 export HOME=/root TERM=vt100
-# The prompt the harness waits for (pyupdate_artifact/qemutest/machine.py LOGIN_PROMPT), as in the systemd image.
+# The prompt the harness waits for (pyupdate_host/qemutest/machine.py LOGIN_PROMPT), as in the systemd image.
 export PS1='root@pyupdate:\w# '
 bb=/bin/busybox
 $bb mount -t proc proc /proc

@@ -201,10 +201,7 @@ def _install_python_package(d: Path, wheels: list[Path]) -> None:
     images.pip_target(site, wheels)
     shutil.rmtree(site / "bin", ignore_errors=True)
     (d / "usr/bin").mkdir(parents=True, exist_ok=True)
-    for name, module in (
-        ("pyupdate", "pyupdate_agent.cli"),
-        ("pyupdate-artifact", "pyupdate_artifact.cli.main"),
-    ):
+    for name, module in (("pyupdate", "pyupdate_agent.cli"),):
         script = d / "usr/bin" / name
         script.write_text(
             f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\nsys.exit(main())\n"

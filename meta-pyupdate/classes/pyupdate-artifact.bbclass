@@ -20,7 +20,7 @@ IMAGE_TYPES += "pyupdate"
 # The artifact carries the ext4 of the same rootfs (":pyupdate" is the image type, not a machine).
 # nooelint: oelint.vars.specific
 IMAGE_TYPEDEP:pyupdate = "ext4"
-do_image_pyupdate[depends] += "pyupdate-artifact-native:do_populate_sysroot"
+do_image_pyupdate[depends] += "pyupdate-host-native:do_populate_sysroot"
 
 # The running artifact's name, read by the agent (Mender's artifact_info).
 ROOTFS_POSTPROCESS_COMMAND:append = " pyupdate_artifact_info"

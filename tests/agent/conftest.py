@@ -1,6 +1,6 @@
 """Fixtures for the agent's tests: a host-mode device, keys, cached artifacts.
 
-The device itself is built by agent_host.py (shared with tests/interop).
+The device itself is built by pyupdate_testing.host_device (shared with tests/interop and bench/).
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from agent_host import DEVICE_TYPE, HostDevice, make_host, write_module_artifact
+from pyupdate_testing.host_device import DEVICE_TYPE, HostDevice, make_host, write_module_artifact
 
 
 @pytest.fixture

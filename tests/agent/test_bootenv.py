@@ -1,5 +1,5 @@
 """bootenv/: every backend's operations on env files, with the real fw_printenv/fw_setenv
-and grub-editenv; the bootloader between runs is bootloader_sim.py (docs/boot-env.md)."""
+and grub-editenv; the bootloader between runs is pyupdate_testing.bootloader_sim (docs/boot-env.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from agent_host import HostDevice
-from bootloader_sim import grub_boot, uboot_boot
 
 from pyupdate_agent.bootenv import BootEnv, BootState, GrubEnv, UBootEnv, open_bootenv
 from pyupdate_agent.config import Config
 from pyupdate_agent.errors import BootEnvError
 from pyupdate_agent.slots import Slot, slots_from_config
+from pyupdate_testing.bootloader_sim import grub_boot, uboot_boot
+from pyupdate_testing.host_device import HostDevice
 
 pytestmark = pytest.mark.uboot
 

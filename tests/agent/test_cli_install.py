@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from agent_host import PART_A, PART_B, HostDevice, sha256
-from daemon_env import LocalHTTP
 
 from pyupdate_agent.store import Store
+from pyupdate_testing.fake_device_api import LocalHTTP
+from pyupdate_testing.host_device import PART_A, PART_B, HostDevice, sha256
 
 pytestmark = pytest.mark.uboot
 
@@ -145,7 +145,7 @@ def test_grub_backend_install_boot_commit(host, rootfs_artifact):
     assert host.cli("install", str(rootfs_artifact("release-1"))) == 0
     assert host.boot() == PART_B
     assert host.cli("commit") == 0
-    from bootloader_sim import grub_env
+    from pyupdate_testing.bootloader_sim import grub_env
 
     env = grub_env(host.grubenv)
     assert env["mender_boot_part"] == str(PART_B) and env["upgrade_available"] == "0"

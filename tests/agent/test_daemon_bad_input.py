@@ -2,7 +2,7 @@
 wrong-size or corrupt download, an artifact for another device type, an expired link.
 
 Each case runs `pyupdate daemon` as a process against a LocalHTTP device API that
-misbehaves in one place (daemon_env.FakeDeviceAPI) and checks the same four things:
+misbehaves in one place (pyupdate_testing.fake_device_api.FakeDeviceAPI) and checks the same four things:
 one clear log line and no traceback, the failure reported when there is a deployment
 to report it on, backoff (spacing between the failing requests, not a spin), and the
 device keeps its system (env, slot A and `show-artifact` unchanged, no reboot).
@@ -18,14 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_host import needs_tools, sha256
-from daemon_env import (
-    DaemonDevice,
-    FakeDeviceAPI,
-    Seen,
-    make_daemon_device,
-    wait_for,
-)
+
+from pyupdate_testing.daemon_device import DaemonDevice, make_daemon_device
+from pyupdate_testing.fake_device_api import FakeDeviceAPI, Seen
+from pyupdate_testing.host_device import needs_tools, sha256
+from pyupdate_testing.wait import wait_for
 
 pytestmark = [pytest.mark.uboot, needs_tools]
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from daemon_env import LocalHTTP, Seen, fake_token, free_port
 
 from pyupdate_agent.daemon.client import (
     MAX_BODY,
@@ -21,6 +20,8 @@ from pyupdate_agent.daemon.client import (
     Unauthorized,
     token_expiry,
 )
+from pyupdate_testing.fake_device_api import LocalHTTP, Seen, fake_token
+from pyupdate_testing.server import free_port
 
 API = "/api/devices"
 V2_NEXT = f"{API}/v2/deployments/device/deployments/next"

@@ -15,18 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_host import HostDevice
-from daemon_env import (
+
+from pyupdate_testing.daemon_device import (
     CHECK_ROUTE,
     INVENTORY_ROUTE,
     QUIET,
     DaemonDevice,
-    Server,
-    live_server,
     make_daemon_device,
-    wait_for,
 )
-from tls_env import metric
+from pyupdate_testing.host_device import HostDevice
+from pyupdate_testing.server import Server, live_server, metric
+from pyupdate_testing.wait import wait_for
 
 pytestmark = pytest.mark.uboot
 

@@ -9,16 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
-from agent_host import PART_A, PART_B, needs_tools, sha256
-from daemon_env import (
-    CountingProxy,
-    deployment_done,
-    free_port,
-    live_server,
-    log_lines,
-    make_daemon_device,
-    wait_for,
-)
+
+from pyupdate_testing.daemon_device import deployment_done, log_lines, make_daemon_device
+from pyupdate_testing.host_device import PART_A, PART_B, needs_tools, sha256
+from pyupdate_testing.proxies import CountingProxy
+from pyupdate_testing.server import free_port, live_server
+from pyupdate_testing.wait import wait_for
 
 pytestmark = [pytest.mark.uboot, pytest.mark.peers, needs_tools]
 

@@ -6,8 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from agent_host import PART_B, needs_tools
-from daemon_env import deployment_done, live_server, make_daemon_device, wait_for
+
+from pyupdate_testing.daemon_device import deployment_done, make_daemon_device
+from pyupdate_testing.host_device import PART_B, needs_tools
+from pyupdate_testing.server import live_server
+from pyupdate_testing.wait import wait_for
 
 pytestmark = [pytest.mark.uboot, pytest.mark.peers, pytest.mark.slow, needs_tools]
 

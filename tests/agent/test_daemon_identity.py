@@ -203,7 +203,8 @@ from pyupdate_agent.daemon.identity import DeviceKey
 from pyupdate_agent.daemon.keytool import main as keytool
 from pyupdate_artifact import crypto
 from pyupdate_artifact.errors import KeyFileError
-from pyupdate_artifact.sign import load_signer, load_verifier
+from pyupdate_artifact.verify import load_verifier
+from pyupdate_host.sign import load_signer
 
 folder, message = Path(sys.argv[1]), sys.argv[2].encode()
 out = {"backend": crypto.backend().NAME, "keys": {}}
@@ -270,7 +271,7 @@ def test_the_agent_signs_and_verifies_without_cryptography(
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from daemon_env import live_server
+    from pyupdate_testing.server import live_server
 
     with live_server(tmp_path_factory.mktemp("identity-server")) as server:
         yield server

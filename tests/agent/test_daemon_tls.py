@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_host import needs_tools, write_module_artifact
-from daemon_env import DaemonDevice, Server, live_server, make_daemon_device, wait_for
-from tls_env import HttpProxy, Pki, make_pki, metric, tls_server
 
 from pyupdate_agent.daemon.client import DeviceClient, ServerError
+from pyupdate_testing.daemon_device import DaemonDevice, make_daemon_device
+from pyupdate_testing.host_device import needs_tools, write_module_artifact
+from pyupdate_testing.pki import Pki, make_pki
+from pyupdate_testing.proxies import HttpProxy
+from pyupdate_testing.server import Server, live_server, metric, tls_server
+from pyupdate_testing.wait import wait_for
 
 pytestmark = pytest.mark.uboot
 

@@ -1,7 +1,7 @@
 """`pyupdate daemon` against the real `pyupdate-server serve`: rootfs and module
 deployments, a slot that does not boot, a commit script veto, the server down
 after the reboot. Host mode: file slots, the env file driven by fw_setenv, the
-bootloader played by bootloader_sim between daemon runs (daemon_env.py).
+bootloader played by bootloader_sim between daemon runs (pyupdate_testing.daemon_device).
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_host import PART_A, PART_B, needs_tools, sha256
-from daemon_env import (
+
+from pyupdate_testing.daemon_device import (
     DaemonDevice,
-    Server,
     deployment_done,
-    live_server,
     log_lines,
     make_daemon_device,
-    wait_for,
 )
+from pyupdate_testing.host_device import PART_A, PART_B, needs_tools, sha256
+from pyupdate_testing.server import Server, live_server
+from pyupdate_testing.wait import wait_for
 
 pytestmark = [pytest.mark.uboot, pytest.mark.peers, needs_tools]
 

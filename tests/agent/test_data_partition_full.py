@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_host import INITIAL_ENV, HostDevice, sha256
-from full_disk import fill, tmpfs
+
+from pyupdate_testing.full_disk import fill, tmpfs
+from pyupdate_testing.host_device import INITIAL_ENV, HostDevice, sha256
 
 pytestmark = [pytest.mark.root, pytest.mark.uboot]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from agent_host import DEVICE_TYPE, HostDevice, sha256
 
 from pyupdate_agent.store import Store
+from pyupdate_testing.host_device import DEVICE_TYPE, HostDevice, sha256
 
 pytestmark = pytest.mark.uboot
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_host import PART_A, PART_B, HostDevice, sha256, write_module_artifact
 
 from pyupdate_agent.store import Store
+from pyupdate_testing.host_device import PART_A, PART_B, HostDevice, sha256, write_module_artifact
 
 pytestmark = [pytest.mark.uboot, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ server was told.
 
 The scenarios steer the agent with marker files in `$MARKS`: probe state scripts (in
 the artifact and in the rootfs dirs) fail while `fail-<State>_<Action>` exists, a probe
-update module answers from files, and a fake server (daemon_env.FakeDeviceAPI) answers
+update module answers from files, and a fake server (pyupdate_testing.fake_device_api.FakeDeviceAPI) answers
 409 to the n-th report of a status.
 """
 
@@ -26,12 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from agent_host import PART_A, PART_B, HostDevice, needs_tools, sha256, write_module_artifact
-from daemon_env import DaemonDevice, FakeDeviceAPI, Seen, make_daemon_device
 
 from pyupdate_agent.core.runner import KILL_AT
 from pyupdate_agent.core.states import EDGES, RESUME, Edge, Mode, State
 from pyupdate_agent.store import Store
+from pyupdate_testing.daemon_device import DaemonDevice, make_daemon_device
+from pyupdate_testing.fake_device_api import FakeDeviceAPI, Seen
+from pyupdate_testing.host_device import (
+    PART_A,
+    PART_B,
+    HostDevice,
+    needs_tools,
+    sha256,
+    write_module_artifact,
+)
 
 pytestmark = [pytest.mark.uboot, pytest.mark.slow, needs_tools]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from agent_host import PART_A, PART_B, HostDevice
 
 from pyupdate_agent.store import Store
+from pyupdate_testing.host_device import PART_A, PART_B, HostDevice
 
 pytestmark = pytest.mark.uboot
 
@@ -119,7 +119,7 @@ def test_install_after_bootloader_rollback_records_failure_then_installs(host, r
 
 
 def test_env_already_on_trial_is_refused(host, rootfs_artifact, capsys):
-    from bootloader_sim import uboot_set
+    from pyupdate_testing.bootloader_sim import uboot_set
 
     uboot_set(host.fw_env_config, {"upgrade_available": "1"})
     assert host.cli("install", str(rootfs_artifact("release-1"))) == 1

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_host import PART_B
-from tls_env import Pki, make_pki
 
 from pyupdate_agent.errors import ConfigError
 from pyupdate_agent.tls import tls_context
+from pyupdate_testing.host_device import PART_B
+from pyupdate_testing.pki import Pki, make_pki
 
 
 @contextlib.contextmanager

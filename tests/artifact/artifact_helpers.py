@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from pyupdate_artifact import tarsafe
-from pyupdate_artifact.cli.main import main
 from pyupdate_artifact.format.version import VERSION_BYTES
+from pyupdate_host.cli.main import main
 
 HELLO = b"hello rootfs\n"
 # mender-compat.md §1.10: what mender-artifact 3.9 writes for HELLO as rootfs.ext4.

@@ -11,8 +11,6 @@ import io
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 def read_everything(data: bytes) -> None:
     """What the CLI's validate does, on an in-memory stream; ArtifactError is the only way out."""
@@ -31,6 +29,7 @@ def read_everything(data: bytes) -> None:
 
 def seeds() -> dict[str, bytes]:
     """Tiny valid artifacts: every compression, a module with meta-data and scripts, bootstrap."""
+    # beside this file: on sys.path as the script's folder, and as the test's under pytest
     from artifact_helpers import Parts
 
     found = {}
@@ -61,8 +60,8 @@ def written_seeds() -> dict[str, bytes]:
     import tempfile
 
     from pyupdate_artifact.compression import by_id
-    from pyupdate_artifact.defaults import rootfs_payload
-    from pyupdate_artifact.writer import ArtifactSpec, write_artifact
+    from pyupdate_host.defaults import rootfs_payload
+    from pyupdate_host.writer import ArtifactSpec, write_artifact
 
     found = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -25,7 +25,7 @@ from artifact_helpers import (
 
 from pyupdate_artifact import tarsafe
 from pyupdate_artifact.format.version import VERSION_BYTES
-from pyupdate_artifact.sign import load_signer
+from pyupdate_host.sign import load_signer
 
 
 def _validate(cli, tmp_path: Path, data: bytes, *extra) -> Result:

@@ -13,7 +13,7 @@ import zstandard
 from pyupdate_artifact.compression import by_id
 from pyupdate_artifact.compression.blocks import ParallelBlocks
 from pyupdate_artifact.compression.zstd import BLOCK as ZSTD_BLOCK
-from pyupdate_artifact.writer import _inner_tar_stream
+from pyupdate_host.writer import _inner_tar_stream
 
 
 def _run(pool: ParallelBlocks, pieces: list[bytes]) -> None:

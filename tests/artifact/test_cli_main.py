@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from artifact_helpers import HELLO_SHA, assert_one_error_line, files_in
 
-from pyupdate_artifact.cli.main import main
+from pyupdate_host.cli.main import main
 
 
 def _json(cli, path: Path, *extra) -> dict:
@@ -239,7 +239,7 @@ def test_version_flag_and_help_exit_zero(cli):
 def test_internal_errors_are_one_line_unless_debug(
     monkeypatch, capsys, tmp_path: Path, rootfs: Path
 ):
-    from pyupdate_artifact.cli import validate
+    from pyupdate_host.cli import validate
 
     def broken(args):
         raise RuntimeError("boom")

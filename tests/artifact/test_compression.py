@@ -16,10 +16,10 @@ import pytest
 import zstandard
 
 from pyupdate_artifact import compression
-from pyupdate_artifact.cli.main import build_parser
 from pyupdate_artifact.compression import COMPRESSIONS, by_id, by_member
 from pyupdate_artifact.compression import gzip as gzip_compressor
 from pyupdate_artifact.errors import FormatError, UsageError
+from pyupdate_host.cli.main import build_parser
 
 PAYLOAD = b"".join(bytes([i % 251]) * 1000 + b"text line\n" * 50 for i in range(300))
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pyupdate_artifact.image.board import load_board, shipped_boards
-from pyupdate_artifact.image.cli import main
-from pyupdate_artifact.image.errors import BoardConfigError
+from pyupdate_host.image.board import load_board, shipped_boards
+from pyupdate_host.image.cli import main
+from pyupdate_host.image.errors import BoardConfigError
 
 
 def _raw(name: str = "qemu-x86_64") -> dict:
     from importlib import resources
 
-    path = resources.files("pyupdate_artifact.image").joinpath("boards", f"{name}.json")
+    path = resources.files("pyupdate_host.image").joinpath("boards", f"{name}.json")
     return json.loads(path.read_text())
 
 

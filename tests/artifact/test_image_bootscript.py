@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyupdate_artifact.image.board import load_board
-from pyupdate_artifact.image.bootscript import (
+from pyupdate_host.image.board import load_board
+from pyupdate_host.image.bootscript import (
     boot_cmd,
     compile_script,
     env_defaults,

@@ -12,16 +12,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pyupdate_artifact.image.cli import main
 from pyupdate_artifact.reader import read_artifact
-from pyupdate_artifact.sign import load_verifier
+from pyupdate_artifact.verify import load_verifier
+from pyupdate_host.image.cli import main
 
 pytestmark = pytest.mark.uboot
 MIB = 1024 * 1024
 
 
 def small_board(tmp_path: Path, **uboot) -> Path:
-    src = resources.files("pyupdate_artifact.image").joinpath("boards", "qemu-x86_64.json")
+    src = resources.files("pyupdate_host.image").joinpath("boards", "qemu-x86_64.json")
     raw = json.loads(src.read_text())
     raw["partitions"] = {"boot_mib": 16, "rootfs_mib": 16, "data_mib": 8}
     raw["uboot"].update(uboot)

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pyupdate_artifact.image.board import load_board
-from pyupdate_artifact.image.bootscript import env_defaults
-from pyupdate_artifact.image.cli import main
-from pyupdate_artifact.image.envimage import (
+from pyupdate_host.image.board import load_board
+from pyupdate_host.image.bootscript import env_defaults
+from pyupdate_host.image.cli import main
+from pyupdate_host.image.envimage import (
     check_fw_env_config,
     write_env_images,
     write_fw_env_config,
 )
-from pyupdate_artifact.image.errors import EnvConfigError
+from pyupdate_host.image.errors import EnvConfigError
 
 
 def _local_config(tmp_path: Path, size: str = "0x4000") -> Path:

@@ -10,10 +10,10 @@ from importlib import resources
 
 import pytest
 
-from pyupdate_artifact.image import board
-from pyupdate_artifact.image.board import load_board, shipped_boards, validate
-from pyupdate_artifact.image.errors import BoardConfigError
-from pyupdate_artifact.image.schema import schema_errors
+from pyupdate_host.image import board
+from pyupdate_host.image.board import load_board, shipped_boards, validate
+from pyupdate_host.image.errors import BoardConfigError
+from pyupdate_host.image.schema import schema_errors
 
 
 def _first(instance: object, schema: dict) -> tuple[str, str, str]:
@@ -239,7 +239,7 @@ def _jsonschema():
 
 
 def _board(name: str) -> dict:
-    path = resources.files("pyupdate_artifact.image").joinpath("boards", f"{name}.json")
+    path = resources.files("pyupdate_host.image").joinpath("boards", f"{name}.json")
     return json.loads(path.read_text())
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pyupdate_artifact.image.board import load_board
-from pyupdate_artifact.image.errors import FitError, InputError
-from pyupdate_artifact.image.slot import make_slot_image, rootfs_kind
+from pyupdate_host.image.board import load_board
+from pyupdate_host.image.errors import FitError, InputError
+from pyupdate_host.image.slot import make_slot_image, rootfs_kind
 
 pytestmark = pytest.mark.uboot
 
 
 def small_board(tmp_path: Path, rootfs_mib: int = 16) -> str:
-    src = resources.files("pyupdate_artifact.image").joinpath("boards", "qemu-x86_64.json")
+    src = resources.files("pyupdate_host.image").joinpath("boards", "qemu-x86_64.json")
     raw = json.loads(src.read_text())
     raw["partitions"] = {"boot_mib": 16, "rootfs_mib": rootfs_mib, "data_mib": 8}
     path = tmp_path / "small.json"

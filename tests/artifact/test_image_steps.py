@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pyupdate_artifact.image.errors import ToolError
-from pyupdate_artifact.image.steps import Step, run_steps
+from pyupdate_host.image.errors import ToolError
+from pyupdate_host.image.steps import Step, run_steps
 
 
 def _writes(name: str):

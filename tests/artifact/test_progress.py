@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from pyupdate_artifact import progress
-from pyupdate_artifact.progress import Bar, bar_if_terminal
+from pyupdate_host import progress
+from pyupdate_host.progress import Bar, bar_if_terminal
 
 
 def test_no_bar_when_quiet_or_not_a_terminal(monkeypatch):

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from pyupdate_artifact.image.artifact import write_rootfs_artifact
-from pyupdate_artifact.image.board import resolve
-from pyupdate_artifact.qemutest import build_output, cli, media, report, runner
-from pyupdate_artifact.qemutest.scenarios import Scenario
 from pyupdate_artifact.reader import read_artifact
-from pyupdate_artifact.sign import load_verifier
+from pyupdate_artifact.verify import load_verifier
+from pyupdate_host.image.artifact import write_rootfs_artifact
+from pyupdate_host.image.board import resolve
+from pyupdate_host.qemutest import build_output, cli, media, report, runner
+from pyupdate_host.qemutest.scenarios import Scenario
 
-TOOL = [sys.executable, "-m", "pyupdate_artifact.qemutest.cli"]
+TOOL = [sys.executable, "-m", "pyupdate_host.qemutest.cli"]
 XSD = Path(__file__).with_name("junit-10.xsd")
 
 

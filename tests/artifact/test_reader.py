@@ -11,7 +11,8 @@ from artifact_helpers import HELLO, HELLO_SHA, Parts, Trickle
 
 from pyupdate_artifact.errors import ChecksumError, FormatError, SignatureError
 from pyupdate_artifact.reader import ArtifactReader, read_artifact
-from pyupdate_artifact.sign import load_signer, load_verifier
+from pyupdate_artifact.verify import load_verifier
+from pyupdate_host.sign import load_signer
 
 
 class RecordingSink:

@@ -10,8 +10,9 @@ from artifact_helpers import files_in, outer_members
 
 from pyupdate_artifact.errors import FormatError, InputError
 from pyupdate_artifact.reader import read_artifact
-from pyupdate_artifact.resign import sign_artifact
-from pyupdate_artifact.sign import load_signer, load_verifier
+from pyupdate_artifact.verify import load_verifier
+from pyupdate_host.resign import sign_artifact
+from pyupdate_host.sign import load_signer
 
 
 @pytest.fixture

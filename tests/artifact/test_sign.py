@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pyupdate_artifact import crypto
 from pyupdate_artifact.errors import InputError, KeyFileError, SignatureError
-from pyupdate_artifact.sign import load_signer, load_verifier, signer_from_pem, verifier_from_pem
+from pyupdate_artifact.verify import load_verifier, verifier_from_pem
+from pyupdate_host.sign import load_signer, signer_from_pem
 
 pytestmark = pytest.mark.usefixtures("crypto_backend")
 

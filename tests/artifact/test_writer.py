@@ -23,8 +23,9 @@ from pyupdate_artifact.compression import by_id
 from pyupdate_artifact.errors import InputError, OutputError
 from pyupdate_artifact.format.version import VERSION_BYTES
 from pyupdate_artifact.reader import read_artifact
-from pyupdate_artifact.sign import load_signer, load_verifier
-from pyupdate_artifact.writer import ArtifactSpec, PayloadSpec, write_artifact
+from pyupdate_artifact.verify import load_verifier
+from pyupdate_host.sign import load_signer
+from pyupdate_host.writer import ArtifactSpec, PayloadSpec, write_artifact
 
 SUFFIX = {"none": "", "gzip": ".gz", "lzma": ".xz", "zstd": ".zst"}
 

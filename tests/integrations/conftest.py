@@ -1,4 +1,11 @@
-"""Fixtures for the build-system integration tests; helpers are in integrations_helpers.py."""
+"""Fixtures for the build-system integration tests; helpers are in integrations_helpers.py.
+
+The layer's Python helpers (meta-pyupdate/lib/pyupdate_layer) are installed by the
+dev package (testing/pyproject.toml). ci/yocto and ci/closure are folders of scripts
+whose modules import each other by bare name, so these tests put the two folders on
+sys.path, here, once. Both have a record.py: `import record` is ci/yocto's (the closure
+one is a command, never imported).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from integrations_helpers import ALL_FEATURES
 
-ALL_FEATURES = "pyupdate-agent pyupdate-uboot pyupdate-image pyupdate-artifact pyupdate-systemd"
-
-# meta-pyupdate/lib: the layer's Python helpers, importable as in bitbake (addpylib).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "meta-pyupdate" / "lib"))
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO / "ci" / "yocto"), str(REPO / "ci" / "closure")]
 
 
 @pytest.fixture

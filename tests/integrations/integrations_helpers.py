@@ -20,8 +20,7 @@ LAYER = REPO / "meta-pyupdate"
 BR_EXT = REPO / "buildroot-ext"
 DATA = Path(__file__).resolve().parent / "data"
 VENV_BIN = Path(sys.executable).parent
-
-sys.path.insert(0, str(LAYER / "lib"))
+ALL_FEATURES = "pyupdate-agent pyupdate-uboot pyupdate-image pyupdate-artifact pyupdate-systemd"
 
 
 def tool(name: str) -> str:

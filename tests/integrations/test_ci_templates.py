@@ -285,7 +285,7 @@ def test_qemu_test_line_uses_only_the_synopsis(template: str, job: str, command:
 @pytest.mark.parametrize(("template", "job", "command"), COMMANDS, ids=COMMAND_IDS)
 def test_qemu_test_line_parses_with_the_tools_parser(template: str, job: str, command: str):
     # Imported here: the template checks above must not depend on the tool being installed.
-    from pyupdate_artifact.qemutest.cli import build_parser
+    from pyupdate_host.qemutest.cli import build_parser
 
     try:
         args = build_parser().parse_args(shlex.split(command)[1:])

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import copy
 import shutil
-import sys
 from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci" / "closure"))
 
 import agent_closure
 import buildroot_closure
 import closure_facts
+import pytest
 from closure_fixtures import br_facts
 
 __all__ = ["br_facts"]
@@ -93,7 +89,7 @@ def test_host_python_without_xz(br_facts: dict[str, object]) -> None:
     facts["config"].pop("BR2_PACKAGE_HOST_PYTHON3_XZ", None)  # type: ignore[union-attr]
     lines = [f for f in _check(br_facts, facts) if "HOST_PYTHON3_XZ" in f]
     assert len(lines) == 1 and "(_lzma for pyupdate_artifact" in lines[0]
-    assert lines[0].endswith("select it in buildroot-ext/package/pyupdate-artifact/Config.in.host")
+    assert lines[0].endswith("select it in buildroot-ext/package/pyupdate-host/Config.in.host")
 
 
 def test_rust_in_the_build(br_facts: dict[str, object]) -> None:

@@ -15,8 +15,8 @@ from integrations_helpers import run
 from pyupdate_layer import board
 
 from pyupdate_agent.config import parse_config
-from pyupdate_artifact.image import board as image_board
-from pyupdate_artifact.image.cli import main as image_main
+from pyupdate_host.image import board as image_board
+from pyupdate_host.image.cli import main as image_main
 
 AARCH64 = {
     "MACHINE": "qemuarm64",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ALL_FEATURES as ALL
+from integrations_helpers import ALL_FEATURES as ALL
 from integrations_helpers import LAYER
 from pyupdate_layer import board, checks, features
 

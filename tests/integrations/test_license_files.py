@@ -1,4 +1,4 @@
-"""The LICENSE copies in agent/, artifact_tool/ and server/, and the hashes that pin them.
+"""The LICENSE copies in agent/, artifact_tool/reader/, artifact_tool/host/ and server/, and the hashes that pin them.
 
 Each Python distribution ships its own copy of the repository's LICENSE
 (pyproject.toml `license-files`), and the build integrations point at those
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from integrations_helpers import BR_EXT, LAYER, REPO, run
 
-DISTRIBUTIONS = ("agent", "artifact_tool", "server")
+DISTRIBUTIONS = ("agent", "artifact_tool/reader", "artifact_tool/host", "server")
 ROOT_LICENSE = REPO / "LICENSE"
 MK_SITE = re.compile(
     r"^(?P<pkg>[A-Z0-9_]+)_SITE = \$\(BR2_EXTERNAL_PYUPDATE_PATH\)/\.\./(?P<dir>\S+)$"

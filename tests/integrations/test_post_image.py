@@ -16,14 +16,14 @@ import pytest
 from integrations_helpers import BR_EXT, REPO, run, tool_env
 
 from pyupdate_agent.config import parse_config
-from pyupdate_artifact.image import board as image_board
-from pyupdate_artifact.image import disk
+from pyupdate_host.image import board as image_board
+from pyupdate_host.image import disk
 
 pytestmark = pytest.mark.uboot
 
 X86 = BR_EXT / "board" / "qemu_x86_64" / "post-image.sh"
 AARCH64 = BR_EXT / "board" / "qemu_aarch64" / "post-image.sh"
-SHIPPED_X86 = REPO / "artifact_tool/src/pyupdate_artifact/image/boards/qemu-x86_64.json"
+SHIPPED_X86 = REPO / "artifact_tool/host/src/pyupdate_host/image/boards/qemu-x86_64.json"
 MIB = 1024 * 1024
 
 

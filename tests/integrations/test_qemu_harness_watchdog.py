@@ -1,4 +1,4 @@
-"""The QEMU harness's board watchdog (pyupdate_artifact/qemutest/machine.py), on a machine that hangs on purpose.
+"""The QEMU harness's board watchdog (pyupdate_host/qemutest/machine.py), on a machine that hangs on purpose.
 
 A script stands in for qemu-system-*: it ignores QEMU's arguments and plays one
 console script per power-on (a hang is a long sleep). The watchdog must reset a
@@ -9,15 +9,12 @@ machine that hangs while it runs alone: that is a failure for the test to see.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import pytest
 
-from pyupdate_artifact.image.board import load_board
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci" / "qemu"))
-from pyupdate_artifact.qemutest.machine import BOOT_SCRIPT, DiskImage, QemuDriver
+from pyupdate_host.image.board import load_board
+from pyupdate_host.qemutest.machine import BOOT_SCRIPT, DiskImage, QemuDriver
 
 HANG = "exec sleep 600"
 BOOT = f'echo "{BOOT_SCRIPT} (fake) ==="'

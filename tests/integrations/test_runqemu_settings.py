@@ -21,7 +21,7 @@ import pytest
 from integrations_helpers import LAYER, run, tool
 from pyupdate_layer import board as layer_board
 
-from pyupdate_artifact.image.board import Board, load_board
+from pyupdate_host.image.board import Board, load_board
 
 FULL_CLASS = LAYER / "classes" / "pyupdate-full.bbclass"
 SETUP_CLASS = LAYER / "classes" / "pyupdate-setup.bbclass"

@@ -13,16 +13,13 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+import record
+import wks
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci" / "yocto"))
-
-import record  # noqa: E402
-import wks  # noqa: E402
 
 SNAPSHOTS = os.environ.get("PYUPDATE_SNAPSHOTS")
 needs_snapshots = pytest.mark.skipif(not SNAPSHOTS, reason="PYUPDATE_SNAPSHOTS is not set")

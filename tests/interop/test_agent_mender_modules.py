@@ -13,14 +13,12 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
-from agent_host import DEVICE_TYPE, HostDevice, make_host, write_module_artifact
+from pyupdate_testing.host_device import DEVICE_TYPE, HostDevice, make_host, write_module_artifact
 
 pytestmark = [pytest.mark.peers, pytest.mark.uboot]
 

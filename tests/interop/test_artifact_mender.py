@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pyupdate_artifact import crypto
-from pyupdate_artifact.cli.main import main
+from pyupdate_host.cli.main import main
 
 pytestmark = pytest.mark.peers
 
@@ -187,8 +187,8 @@ def test_mender_artifact_accepts_what_we_write(
 
 def test_mender_artifact_validates_the_shifted_layout(tmp_path, inputs):
     from pyupdate_artifact.compression import by_id
-    from pyupdate_artifact.sign import load_signer
-    from pyupdate_artifact.writer import ArtifactSpec, PayloadSpec, write_artifact
+    from pyupdate_host.sign import load_signer
+    from pyupdate_host.writer import ArtifactSpec, PayloadSpec, write_artifact
 
     spec = ArtifactSpec(
         name="r",

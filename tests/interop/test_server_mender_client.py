@@ -21,7 +21,8 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from test_server_mender_cli import LiveServer, live_server  # noqa: F401 (fixture)
+
+from pyupdate_testing.server import Server
 
 pytestmark = [pytest.mark.peers, pytest.mark.root, pytest.mark.slow]
 
@@ -49,7 +50,7 @@ def _script(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def mender_daemon(live_server: LiveServer, tmp_path: Path) -> Iterator[Path]:  # noqa: F811
+def mender_daemon(live_server: Server, tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "device"
     etc, modules, identity, inventory, data = (
         root / n for n in ("etc", "modules", "identity", "inventory", "data")
@@ -172,14 +173,14 @@ def _failing_artifact(tmp: Path, name: str) -> Path:
 
 
 def test_mender_daemon_installs_then_reports_failure(
-    live_server: LiveServer,  # noqa: F811
+    live_server: Server,
     mender_daemon: Path,
     tmp_path: Path,
 ) -> None:
     log = mender_daemon / "daemon.log"
     api = httpx.Client(
         base_url=live_server.url,
-        headers={"Authorization": f"Bearer {live_server.token()}"},
+        headers={"Authorization": f"Bearer {live_server.token}"},
         timeout=30,
     )
     mgmt = "/api/management"

@@ -23,13 +23,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci" / "qemu"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# ci/qemu (images, inputs) and ci/yocto (record, run_tasks) are folders of scripts whose
+# modules import each other by bare name; the scenarios here import them the same way.
+sys.path[:0] = [str(REPO / "ci" / "qemu"), str(REPO / "ci" / "yocto")]
 
 import images  # noqa: E402
-from qemu_device import HTTP_GUEST_PORT, Device, Session  # noqa: E402
+from qemu_device import BOARD, HTTP_GUEST_PORT, Device, Session  # noqa: E402
 
-from pyupdate_artifact.qemutest.machine import (  # noqa: E402
+from pyupdate_host.qemutest.machine import (  # noqa: E402
     BootStrategy,
     DiskImage,
     QemuDriver,
@@ -37,9 +38,8 @@ from pyupdate_artifact.qemutest.machine import (  # noqa: E402
     State,
     accel,
 )
-from pyupdate_artifact.qemutest.media import media_disk  # noqa: E402
+from pyupdate_host.qemutest.media import media_disk  # noqa: E402
 
-BOARD = os.environ.get("PYUPDATE_BOARD", "qemu-x86_64")
 _TIMINGS: list[str] = []
 # Runs on what a real Buildroot build made, an hour's work away: only when
 # `make buildroot-test` names that build (PYUPDATE_BUILDROOT_OUT).

@@ -8,15 +8,18 @@ Kept out of conftest.py so scenario modules import it by a unique name.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import images
 
-from pyupdate_artifact.qemutest.machine import GUEST_HOST_IP, BootStrategy
-from pyupdate_artifact.qemutest.target import Target
+from pyupdate_host.qemutest.machine import GUEST_HOST_IP, BootStrategy
+from pyupdate_host.qemutest.target import Target
 
 HTTP_GUEST_PORT = 8080
+# The harness board: $PYUPDATE_BOARD (`make test-qemu BOARD=qemu-aarch64`).
+BOARD = os.environ.get("PYUPDATE_BOARD", "qemu-x86_64")
 
 
 @dataclass(frozen=True, slots=True)

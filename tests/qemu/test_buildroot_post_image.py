@@ -18,7 +18,7 @@ from pathlib import Path
 import images
 from qemu_device import Session
 
-from pyupdate_artifact.qemutest.machine import (
+from pyupdate_host.qemutest.machine import (
     BootStrategy,
     DiskImage,
     QemuDriver,
@@ -40,7 +40,7 @@ def test_post_image_disk_boots_slot_a(qemu_session: Session, tmp_path: Path) -> 
         images.compose_tree(arch, board, tree, wheels, qemu_session.images.verify_key, broken=False)
         out = tmp_path / "binaries"
         out.mkdir()
-        board_config = REPO / f"artifact_tool/src/pyupdate_artifact/image/boards/{board.name}.json"
+        board_config = REPO / f"artifact_tool/host/src/pyupdate_host/image/boards/{board.name}.json"
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from qemu_device import Device
 
-from pyupdate_artifact.qemutest.target import MEDIA_MOUNT
+from pyupdate_host.qemutest.target import MEDIA_MOUNT
 
 INSTALL = f"pyupdate install --reboot-exit-code {MEDIA_MOUNT}/release-2.mender"
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import images
 import xmlschema
-from conftest import BOARD
-from qemu_device import Session
+from qemu_device import BOARD, Session
 
-from pyupdate_artifact.image import artifact
+from pyupdate_host.image import artifact
 
 TOOL = Path(sys.executable).parent / "pyupdate-qemu-test"
 XSD = Path(__file__).resolve().parents[1] / "artifact" / "junit-10.xsd"

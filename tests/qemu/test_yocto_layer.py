@@ -21,14 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
+import record
+import run_tasks
 
-from pyupdate_artifact.image.board import load_board
+from pyupdate_host.image.board import load_board
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "ci" / "yocto"))
-
-import record  # noqa: E402
-import run_tasks  # noqa: E402
 
 # The harness board (QEMU settings, Debian's U-Boot) -> the Yocto machine recorded for it.
 MACHINES = {"qemu-x86_64": "qemux86-64", "qemu-aarch64": "qemuarm64"}

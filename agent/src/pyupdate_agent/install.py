@@ -21,7 +21,7 @@ from pyupdate_artifact.errors import ArtifactError
 from pyupdate_artifact.model import ArtifactHeader
 from pyupdate_artifact.provides import check_depends, provides_after_commit
 from pyupdate_artifact.reader import ArtifactReader
-from pyupdate_artifact.sign import load_verifier
+from pyupdate_artifact.verify import load_verifier
 
 from .config import read_device_type
 from .core.record import Deployment, InFlight, Phase

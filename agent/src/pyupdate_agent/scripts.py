@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyupdate_artifact.state_scripts import ARTIFACT_STATES, NAME_RE
 
 from .errors import ScriptError
 from .process import GroupProcess
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^([A-Za-z]+)_(Enter|Leave|Error)_[0-9][0-9](_\S+)?$")
 ROOTFS_STATES = frozenset({"Idle", "Sync", "Download"})
-ARTIFACT_STATES = frozenset(
-    {
-        "ArtifactInstall",
-        "ArtifactReboot",
-        "ArtifactCommit",
-        "ArtifactRollback",
-        "ArtifactRollbackReboot",
-        "ArtifactFailure",
-    }
-)
 RETRY_LATER = 21
 OUTPUT_LIMIT = 10 * 1024
 SUPPORTED_VERSIONS = ("2", "3")

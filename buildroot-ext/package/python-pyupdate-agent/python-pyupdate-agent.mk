@@ -15,20 +15,32 @@ PYTHON_PYUPDATE_AGENT_LICENSE_FILES = LICENSE
 PYTHON_PYUPDATE_AGENT_SERVER_URL = $(call qstrip,$(BR2_PACKAGE_PYTHON_PYUPDATE_AGENT_SERVER_URL))
 PYTHON_PYUPDATE_AGENT_SERVER_CERT = $(call qstrip,$(BR2_PACKAGE_PYTHON_PYUPDATE_AGENT_SERVER_CERT))
 
-# The config and the device type in one hook (as package/mender); the server
-# URL and certificate go in only when set, so an image without them is a
-# standalone device whose init script does not start the daemon.
+PYTHON_PYUPDATE_AGENT_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = $(PYUPDATE_LOCAL_RSYNC_EXCLUSIONS)
+
+# The server URL and certificate go in only when set, so an image without
+# them is a standalone device whose init script does not start the daemon.
+# (make conditionals, not $(if): the JSON lines carry commas.)
+ifneq ($(PYTHON_PYUPDATE_AGENT_SERVER_URL),)
+define PYTHON_PYUPDATE_AGENT_CONF_SERVER_URL
+	$(SED) '1s|^{$$|{\n  "ServerURL": "$(PYTHON_PYUPDATE_AGENT_SERVER_URL)",|' \
+		$(TARGET_DIR)/etc/pyupdate/pyupdate.conf
+endef
+endif
+ifneq ($(PYTHON_PYUPDATE_AGENT_SERVER_CERT),)
+define PYTHON_PYUPDATE_AGENT_CONF_SERVER_CERT
+	$(INSTALL) -D -m 0644 $(PYTHON_PYUPDATE_AGENT_SERVER_CERT) \
+		$(TARGET_DIR)/etc/pyupdate/server.crt
+	$(SED) '1s|^{$$|{\n  "ServerCertificate": "/etc/pyupdate/server.crt",|' \
+		$(TARGET_DIR)/etc/pyupdate/pyupdate.conf
+endef
+endif
+
+# The config and the device type in one hook (as package/mender).
 define PYTHON_PYUPDATE_AGENT_INSTALL_CONF
 	$(INSTALL) -D -m 0644 $(PYTHON_PYUPDATE_AGENT_PKGDIR)/pyupdate.conf \
 		$(TARGET_DIR)/etc/pyupdate/pyupdate.conf
-	$(if $(PYTHON_PYUPDATE_AGENT_SERVER_URL),\
-		$(SED) '1s|^{$$|{\n  "ServerURL": "$(PYTHON_PYUPDATE_AGENT_SERVER_URL)",|' \
-			$(TARGET_DIR)/etc/pyupdate/pyupdate.conf)
-	$(if $(PYTHON_PYUPDATE_AGENT_SERVER_CERT),\
-		$(INSTALL) -D -m 0644 $(PYTHON_PYUPDATE_AGENT_SERVER_CERT) \
-			$(TARGET_DIR)/etc/pyupdate/server.crt && \
-		$(SED) '1s|^{$$|{\n  "ServerCertificate": "/etc/pyupdate/server.crt",|' \
-			$(TARGET_DIR)/etc/pyupdate/pyupdate.conf)
+	$(PYTHON_PYUPDATE_AGENT_CONF_SERVER_URL)
+	$(PYTHON_PYUPDATE_AGENT_CONF_SERVER_CERT)
 	echo "device_type=$(call qstrip,$(BR2_PACKAGE_PYTHON_PYUPDATE_AGENT_DEVICE_TYPE))" \
 		> $(TARGET_DIR)/etc/pyupdate/device_type
 	$(INSTALL) -D -m 0755 $(@D)/support/identity/pyupdate-device-identity \

@@ -9,7 +9,7 @@ LICENSE = "Apache-2.0"
 # wheel (tests/integrations/test_license_files.py keeps them equal).
 LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
-inherit pyupdate-setup python_setuptools_build_meta systemd
+inherit pyupdate-setup pyupdate-checkout-python systemd
 
 # Built from this repo's checkout (PYUPDATE_SRC_DIR, default: the directory
 # holding meta-pyupdate/); file:// only, so it builds with BB_NO_NETWORK.

@@ -1,0 +1,45 @@
+"""The signed rootfs artifact of the same slot image, and a bootstrap artifact.
+
+Written with the library's writer (pyupdate_host.writer), with the same
+defaults `mender-artifact write` 3.9 uses (rootfs-image.version, checksum
+provide, clears list), so Mender clients and servers read them unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyupdate_artifact import compression
+from pyupdate_artifact import errors as artifact_errors
+
+from ..defaults import rootfs_payload
+from ..sign import load_signer
+from ..writer import ArtifactSpec, PayloadSpec, write_artifact
+from .errors import ImageError, InputError
+
+
+def write_rootfs_artifact(
+    image: Path, out: Path, name: str, device_type: str, key: Path | None
+) -> None:
+    _write(out, name, device_type, rootfs_payload(image, name), key)
+
+
+def write_bootstrap_artifact(out: Path, name: str, device_type: str, key: Path | None) -> None:
+    """Empty payload; installing it records `name` as the current artifact (Mender's bootstrap)."""
+    payload = PayloadSpec(type=None, provides={"rootfs-image.version": name})
+    _write(out, name, device_type, payload, key)
+
+
+def _write(out: Path, name: str, device_type: str, payload: PayloadSpec, key: Path | None) -> None:
+    if key is not None and not key.is_file():
+        raise InputError(f"{key}: signing key not found")
+    spec = ArtifactSpec(
+        name=name,
+        device_types=(device_type,),
+        payload=payload,
+        compression=compression.by_id(compression.DEFAULT),
+    )
+    try:
+        write_artifact(out, spec, load_signer(key) if key is not None else None)
+    except artifact_errors.ArtifactError as exc:
+        raise ImageError(f"{out.name}: {exc}") from exc

@@ -1,3 +1,0 @@
-"""Mender Artifact v3: format, reader, writer, signatures."""
-
-__version__ = "0.1.0"
