@@ -41,6 +41,8 @@ for tool in rsync patch make gcc g++ bzip2 unzip bc cpio file autoreconf; do
 	command -v "$tool" > /dev/null || die "host tool missing: $tool (Debian: apt-get install rsync autoconf automake libtool autopoint)"
 done
 start=$SECONDS
+# Buildroot keeps finished packages: a rerun's time is only what was left to build.
+if [ -d "$out/build" ]; then build_kind="resumed: only what an earlier run had not finished"; else build_kind="from nothing but the download dir"; fi
 
 echo "configuring $defconfig in $out"
 make -s -C "$buildroot" BR2_EXTERNAL="$repo/buildroot-ext" O="$out" "$defconfig" > /dev/null
@@ -110,7 +112,7 @@ cp "$keys"/*.pem "$work/$board-release-1/"
 
 {
 	echo "board: $board"
-	echo "build time (release 1, from nothing but the download dir): $((build_seconds / 60)) min $((build_seconds % 60)) s"
+	echo "build time (release 1, $build_kind): $((build_seconds / 60)) min $((build_seconds % 60)) s"
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo)"
 	for f in "$images"/disk.img "$images"/*.mender "$images"/rootfs.tar "$images"/pyupdate/rootfs.ext4 "$images"/u-boot.rom "$images"/bzImage "$images"/Image; do
 		[ -e "$f" ] && echo "$(basename "$f"): $(du -k --apparent-size "$f" | cut -f1) KiB"
