@@ -9,7 +9,6 @@ text (a wrong password, a file that is not an artifact, markup in an identity).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS / "agent"), str(TESTS / "server")]
-from daemon_env import ADMIN, Server, live_server  # noqa: E402
-from server_helpers import device_key, pubkey_pem, sign, write_test_artifact  # noqa: E402
+from pyupdate_testing.artifacts import write_test_artifact
+from pyupdate_testing.device_keys import device_key, pubkey_pem, sign
+from pyupdate_testing.server import ADMIN, Server, live_server
 
 pytestmark = pytest.mark.browser
 

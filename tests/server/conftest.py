@@ -1,7 +1,15 @@
-"""Fixtures for the server tests: an app per test on a temp data dir, a user, devices."""
+"""Fixtures for the server tests: an app per test on a temp data dir, a user, devices.
+
+Every test that builds its app from the `settings` fixture (or its database from
+`database_url`) runs twice: on SQLite, and on a real PostgreSQL server that this
+session starts in a temporary cluster (pyupdate_testing/postgres.py), one fresh
+database per test. The modules in SQLITE_ONLY test what only SQLite has.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +18,92 @@ from fastapi.testclient import TestClient
 from server_helpers import ADMIN
 
 from pyupdate_server.app import create_app
+from pyupdate_server.db.engine import Database
 from pyupdate_server.settings import Settings
+from pyupdate_testing import postgres
+
+ENGINES = ("sqlite", "postgresql")
+SQLITE_ONLY = {
+    # SQLite's own files and failures: their modes, a full disk under the database file
+    "test_private_files": "file modes of server.db and its WAL",
+    "test_storage_full": "SQLite's disk-full error",
+    # a 20 s timing test of the event loop's fast path; the PostgreSQL path is
+    # measured by bench/, and test_postgresql.py races real processes
+    "test_abuse_load": "timing of the SQLite polling path",
+}
+TEMPLATE = "pyupdate_template"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        engines = getattr(metafunc.module, "ENGINES", None) or (
+            ("sqlite",) if module in SQLITE_ONLY else ENGINES
+        )
+        metafunc.parametrize("engine", engines, scope="function")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.PostgresCluster]:
+    """One PostgreSQL server for the session, with a migrated template database."""
+    reason = postgres.unavailable()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"postgresql: {reason} (make test should have installed it)")
+        pytest.skip(f"postgresql: {reason}")
+    with postgres.postgres_cluster() as cluster:
+        db = Database(cluster.create_database(TEMPLATE))
+        db.migrate()
+        db.dispose()
+        yield cluster
+
+
+_names = itertools.count()
+
+
+def new_pg_database(cluster: postgres.PostgresCluster) -> tuple[str, str]:
+    """A fresh, migrated database: (name, URL)."""
+    name = f"t{os.getpid()}_{next(_names)}"
+    return name, cluster.create_database(name, template=TEMPLATE)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def pg_database(pg_cluster: postgres.PostgresCluster) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test; its URL."""
+    name, url = new_pg_database(pg_cluster)
+    yield url
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database for a whole module, on each engine in turn (for module-scoped apps)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'server.db'}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name, url = new_pg_database(cluster)
+    yield url
+    cluster.drop_database(name)
+
+
+@pytest.fixture
+def database_url(engine: str, request: pytest.FixtureRequest) -> str | None:
+    """None on SQLite (the data dir's server.db), a fresh database's URL on PostgreSQL."""
+    if engine == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", secret_key="test-secret-0123456789abcdef0123456789abcdef"
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-0123456789abcdef0123456789abcdef",
+        database_url=database_url,
     )
 
 

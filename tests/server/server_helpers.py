@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
-from functools import cache
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from fastapi.testclient import TestClient
 
+from pyupdate_testing.device_keys import device_key, pubkey_pem, sign
+
 ADMIN = ("admin@example.com", "correct horse battery")
-
-
-@cache
-def device_key(kind: str = "rsa", n: int = 0):  # type: ignore[no-untyped-def]
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if kind == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    return ed25519.Ed25519PrivateKey.generate()
-
-
-def sign(key, body: bytes) -> str:  # type: ignore[no-untyped-def]
-    if isinstance(key, rsa.RSAPrivateKey):
-        sig = key.sign(body, padding.PKCS1v15(), hashes.SHA256())
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        sig = key.sign(body, ec.ECDSA(hashes.SHA256()))
-    else:
-        sig = key.sign(body)
-    return base64.b64encode(sig).decode()
-
-
-def pubkey_pem(key) -> str:  # type: ignore[no-untyped-def]
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 @dataclass
@@ -95,39 +66,6 @@ def accept(client: TestClient, admin: dict[str, str], device: FakeDevice) -> str
     assert r.status_code == 204, r.text
     assert device.authenticate().status_code == 200
     return found["id"]  # type: ignore[no-any-return]
-
-
-def write_test_artifact(
-    out,  # type: ignore[no-untyped-def]
-    name: str,
-    device_types: tuple[str, ...] = ("qemux86-64",),
-    payload: bytes = b"payload\n" * 1024,
-    module: str = "single-file",
-    depends: dict | None = None,  # type: ignore[type-arg]
-    depends_names: tuple[str, ...] = (),
-    signer=None,  # type: ignore[no-untyped-def]
-):
-    """A module-image artifact written with the shared writer (pyupdate_artifact)."""
-    from pyupdate_artifact import compression
-    from pyupdate_artifact.writer import ArtifactSpec, PayloadSpec, write_artifact
-
-    src = out.parent / f"{out.name}.payload"
-    src.write_bytes(payload)
-    spec = ArtifactSpec(
-        name=name,
-        device_types=device_types,
-        payload=PayloadSpec(
-            type=module,
-            files=(src,),
-            provides={f"rootfs-image.{module}.version": name},
-            depends=depends or {},
-            clears_provides=(f"rootfs-image.{module}.*",),
-        ),
-        compression=compression.by_id("gzip"),
-        depends_names=depends_names,
-    )
-    write_artifact(out, spec, signer=signer)
-    return out
 
 
 def upload(client, admin, path, description: str = ""):  # type: ignore[no-untyped-def]

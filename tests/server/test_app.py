@@ -14,6 +14,9 @@ from pyupdate_server.services.users import create_user
 
 def test_health_and_metrics(client):
     assert client.get("/health").json()["status"] == "ok"
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
     client.post("/api/devices/v1/authentication/auth_requests", content=b"x")
     text = client.get("/metrics").text
     assert "pyupdate_http_requests_total" in text

@@ -9,11 +9,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
-from server_helpers import ADMIN, upload, write_test_artifact
+from server_helpers import ADMIN, upload
 
 from pyupdate_server.app import create_app
 from pyupdate_server.services.users import create_user
 from pyupdate_server.settings import Settings
+from pyupdate_testing.artifacts import write_test_artifact
 
 ARTS = "/api/management/v1/deployments/artifacts"
 
@@ -117,7 +118,7 @@ def test_delete_removes_row_and_file(client, admin, settings, tmp_path):
 
 
 def _keys(tmp_path):
-    from pyupdate_artifact.sign import load_signer
+    from pyupdate_host.sign import load_signer
 
     key = ec.generate_private_key(ec.SECP256R1())
     priv = tmp_path / "k.pem"

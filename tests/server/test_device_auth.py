@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from server_helpers import accept, device_key, make_device, sign
+from server_helpers import accept, make_device
+
+from pyupdate_testing.device_keys import device_key, sign
 
 AUTH = "/api/devices/v1/authentication/auth_requests"
 DEVAUTH = "/api/management/v2/devauth/devices"
@@ -116,7 +118,7 @@ def test_decommission_revokes_and_keeps_refusing(client, admin):
 
 def test_preauthorized_device_is_accepted_on_first_request(client, admin):
     device = make_device(client, "pre", "ec")
-    from server_helpers import pubkey_pem
+    from pyupdate_testing.device_keys import pubkey_pem
 
     r = client.post(
         DEVAUTH,

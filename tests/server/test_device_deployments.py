@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from server_helpers import accept, make_device, upload, write_test_artifact
+from server_helpers import accept, make_device, upload
+
+from pyupdate_testing.artifacts import write_test_artifact
 
 DEV = "/api/devices/v1/deployments/device/deployments"
 DEV2 = "/api/devices/v2/deployments/device/deployments"

@@ -34,8 +34,13 @@ def test_checked_in_openapi_is_current(capsys):
 
 
 @pytest.fixture(scope="module")
-def app_and_auth(tmp_path_factory):
-    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("st"), secret_key="s" * 40))
+def app_and_auth(tmp_path_factory, module_database_url):
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("st"),
+        secret_key="s" * 40,
+        database_url=module_database_url,
+    )
+    app = create_app(settings)
     with TestClient(app) as client:
         with app.state.server.db.write() as session:
             create_user(session, *ADMIN)

@@ -13,8 +13,8 @@ from pyupdate_server.services import rollout
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'r.db'}")
+def db(tmp_path, database_url):
+    database = Database(database_url or f"sqlite:///{tmp_path / 'r.db'}")
     database.migrate()
     yield database
     database.dispose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,11 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import device_key, pubkey_pem, sign
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))
-from daemon_env import Server
-from tls_env import Pki, make_pki, metric, tls_server
+from pyupdate_testing.device_keys import device_key, pubkey_pem, sign
+from pyupdate_testing.pki import Pki, make_pki
+from pyupdate_testing.server import Server, metric, tls_server
 
 AUTH = "/api/devices/v1/authentication/auth_requests"
 

@@ -45,3 +45,27 @@ def test_default_database_is_sqlite_in_data_dir():
     s = load_settings(None, {}, data_dir=Path("/d"))
     assert s.db_url == "sqlite:////d/server.db"
     assert s.base_url == "http://127.0.0.1:8080"
+
+
+def test_database_url_from_file_env_and_flag(tmp_path):
+    conf = tmp_path / "s.toml"
+    conf.write_text('database_url = "postgresql://file@db/p"\n')
+    assert load_settings(conf, {}).db_url == "postgresql://file@db/p"
+    env = {"PYUPDATE_SERVER_DATABASE_URL": "postgresql://env@db/p"}
+    assert load_settings(conf, env).db_url == "postgresql://env@db/p"
+    flag = "sqlite:////srv/other.db"
+    assert load_settings(conf, env, database_url=flag).db_url == flag
+
+
+def test_cli_takes_database_url_for_every_command():
+    from pyupdate_server.cli import _settings, build_parser
+
+    for argv in (["serve"], ["user", "create", "--username", "u", "--password", "p"]):
+        args = build_parser().parse_args([*argv, "--database-url", "postgresql://u@h/db"])
+        assert _settings(args).db_url == "postgresql://u@h/db"
+
+
+def test_unsupported_database_url_is_refused_with_one_line():
+    with pytest.raises(ConfigError, match="'mysql' is not supported: use sqlite") as err:
+        load_settings(None, {"PYUPDATE_SERVER_DATABASE_URL": "mysql://u@h/db"})
+    assert "\n" not in str(err.value)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from full_disk import fill, tmpfs
-from server_helpers import ADMIN, upload, write_test_artifact
+from server_helpers import ADMIN, upload
 
 from pyupdate_server.app import create_app
 from pyupdate_server.services import artifacts as artifact_service
 from pyupdate_server.services.users import create_user
 from pyupdate_server.settings import Settings
+from pyupdate_testing.artifacts import write_test_artifact
+from pyupdate_testing.full_disk import fill, tmpfs
 
 pytestmark = pytest.mark.root
 MIB = 1 << 20

@@ -80,3 +80,34 @@ def test_device_token_cannot_use_management_api(client, admin):
 def test_user_token_cannot_use_device_api(client, admin):
     r = client.put("/api/devices/v1/inventory/device/attributes", json=[], headers=admin)
     assert r.status_code == 401
+
+
+def test_username_with_a_colon_is_refused_with_400(client, admin):
+    r = client.post(
+        USERS, json={"email": "a:b@example.com", "password": "longenough"}, headers=admin
+    )
+    assert r.status_code == 400
+    assert "':'" in r.json()["error"]
+
+
+def test_username_with_a_colon_is_refused_by_the_cli(tmp_path, capsys):
+    from pyupdate_server.cli import main
+
+    code = main(["user", "create", "--data-dir", str(tmp_path / "d"),
+                 "--username", "a:b", "--password", "longenough"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "':'" in err
+
+
+def test_the_last_user_cannot_be_deleted(client, admin):
+    me = client.get(USERS, headers=admin).json()[0]["id"]
+    r = client.delete(f"{USERS}/{me}", headers=admin)
+    assert r.status_code == 409
+    assert r.json()["error"] == "the last user cannot be deleted: create another one first"
+    r = client.post(
+        USERS, json={"email": "two@example.com", "password": "longenough"}, headers=admin
+    )
+    other = r.json()["id"]
+    assert client.delete(f"{USERS}/{other}", headers=admin).status_code == 204
+    assert client.delete(f"{USERS}/{me}", headers=admin).status_code == 409

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,19 +13,30 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pyupdate_server import __version__
+from pyupdate_server import __version__, limits
+from pyupdate_server.api.body_limit import BodyLimitMiddleware
 from pyupdate_server.api.devices import auth as device_auth
 from pyupdate_server.api.devices import deployments as device_deployments
 from pyupdate_server.api.devices import download, inventory
 from pyupdate_server.api.management import artifacts, deployments, devices, users
 from pyupdate_server.api.management import inventory as mgmt_inventory
 from pyupdate_server.auth.jwt import TokenSigner
+from pyupdate_server.auth.passwords import PasswordPool
 from pyupdate_server.auth.secrets import load_or_create_secret
-from pyupdate_server.db.engine import Database
-from pyupdate_server.errors import InsufficientStorage, ServerError, storage_full
+from pyupdate_server.db import dialect
+from pyupdate_server.db.engine import Database, sqlite_path
+from pyupdate_server.errors import (
+    BadRequest,
+    Conflict,
+    DatabaseUnavailable,
+    InsufficientStorage,
+    ServerError,
+    storage_full,
+)
 from pyupdate_server.metrics import Metrics, MetricsMiddleware
 from pyupdate_server.services.artifacts import ArtifactValidator
 from pyupdate_server.services.links import LinkSigner
@@ -35,13 +48,32 @@ from pyupdate_server.web import mount_ui
 log = logging.getLogger(__name__)
 
 
+def private_files(settings: Settings) -> None:
+    """The data dir 0700, the database and its WAL/SHM 0600: they hold password hashes.
+
+    SQLite gives the WAL and SHM files the database file's mode, so creating that file
+    0600 before the first connection is enough; existing files are tightened each start.
+    """
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    db_file = sqlite_path(settings.db_url)
+    if db_file is None or str(db_file) in ("", ":memory:"):
+        return
+    os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path = db_file.with_name(db_file.name + suffix)
+        if path.exists():
+            os.chmod(path, 0o600)
+
+
 def build_state(settings: Settings) -> ServerState:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_files(settings)
     tmp_dir = settings.data_dir / "tmp"
     # leftovers of uploads interrupted by a crash: never half a result
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir()
+    tmp_dir.mkdir(mode=0o700)
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
+    previous = tuple(k.encode() for k in settings.previous_secret_keys)
     db = Database(settings.db_url)
     db.migrate()
     validator = ArtifactValidator(settings.verify_keys, settings.require_signature)
@@ -50,12 +82,31 @@ def build_state(settings: Settings) -> ServerState:
         settings=settings,
         db=db,
         store=LocalBlobStore(settings.data_dir / "artifacts"),
-        tokens=TokenSigner(secret),
-        links=LinkSigner(secret, settings.public_url, settings.download_link_ttl),
+        tokens=TokenSigner(secret, previous),
+        links=LinkSigner(secret, settings.public_url, settings.download_link_ttl, previous),
         metrics=Metrics(),
         tmp_dir=tmp_dir,
         validator=validator,
+        passwords=PasswordPool(settings.login_workers, settings.login_queue),
     )
+
+
+_UPLOAD = "/api/management/v1/deployments/artifacts"
+_AUTH = "/api/devices/v1/authentication/auth_requests"
+_DEVICE_LOG = "/api/devices/v1/deployments/device/deployments/"
+
+
+def body_limit(method: str, path: str) -> int | None:
+    """The most bytes a request body may have (docs/security.md, "Limits")."""
+    if method == "POST" and path.rstrip("/") == _UPLOAD:
+        return None  # streamed to disk and capped by max_artifact_size (api/multipart.py)
+    if path == _AUTH:
+        return limits.MAX_AUTH_BODY
+    if path.startswith("/api/devices/v1/inventory/"):
+        return limits.MAX_INVENTORY_BODY
+    if path.startswith(_DEVICE_LOG) and path.endswith("/log"):
+        return limits.MAX_LOG_BODY
+    return limits.MAX_JSON_BODY
 
 
 class ErrorBody(BaseModel):
@@ -74,6 +125,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (409, "conflict with the current state"),
         (413, "body too large"),
         (422, "invalid request data"),
+        (429, "rate limit or ceiling reached; Retry-After says when to try again"),
+        (503, "the database is unreachable for now; Retry-After says when to try again"),
     )
 }
 
@@ -87,14 +140,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # What start-up built (modules, routes, schemas, the ORM) lives as long as the
+        # process: keep it out of the collector's full passes. Without this a full pass
+        # under load held the event loop, and with it every device's poll, for 100-200 ms.
+        gc.collect()  # garbage first: what is frozen is never collected
+        gc.freeze()
         yield
+        state.passwords.shutdown()
         state.db.dispose()
 
     app = FastAPI(
         title="pyupdate-server",
         version=__version__,
-        description="Mender-compatible device and management APIs (docs/device-api.md, "
-        "docs/management-api.md).",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.server = state
@@ -103,7 +161,20 @@ def create_app(settings: Settings) -> FastAPI:
     async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
         if exc.status_code >= 500:  # the server's fault: the operator must hear of it
             log.error(str(exc), extra={"path": request.url.path})
-        return JSONResponse(_error_body(str(exc)), status_code=exc.status_code)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse(_error_body(str(exc)), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # Python's JSON parser recurses: a body nested thousands deep ends up here
+        return JSONResponse(_error_body("request JSON nests too deep"), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # a bug: the operator gets the traceback in the log, the client one line
+        log.exception("internal error", extra={"path": request.url.path})
+        return JSONResponse(_error_body(f"internal error: {type(exc).__name__}"), status_code=500)
 
     async def _storage_full(request: Request, exc: Exception) -> JSONResponse:
         """A full disk under SQLite or a file write: 507 and one line, not a 500 traceback."""
@@ -115,15 +186,39 @@ def create_app(settings: Settings) -> FastAPI:
             request, InsufficientStorage(f"server storage is full: {reason}")
         )
 
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        """The database went away (restart, failover, network): 503 with Retry-After, so
+        devices come back later; the transaction rolled back, nothing was half-written."""
+        if storage_full(exc):
+            return await _storage_full(request, exc)
+        if dialect.is_unavailable(exc):
+            orig = getattr(exc, "orig", None) or exc
+            reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig)
+            return await _server_error(
+                request, DatabaseUnavailable(f"database unavailable: {reason}")
+            )
+        if isinstance(exc, IntegrityError):
+            # a unique key taken by a concurrent request between our check and our insert
+            return await _server_error(
+                request, Conflict("conflicts with a concurrent change: try again")
+            )
+        if isinstance(exc, DataError):
+            # what a column cannot hold (a NUL character, an integer past 64 bits)
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            return await _server_error(request, BadRequest(f"value not accepted: {reason}"))
+        return await _storage_full(request, exc)
+
     app.add_exception_handler(OSError, _storage_full)
-    app.add_exception_handler(OperationalError, _storage_full)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(SQLAlchemyTimeout, _database_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        message = f"{where}: {first.get('msg', 'invalid request')}"
-        return JSONResponse({"error": message, "detail": _jsonable(exc.errors())}, status_code=422)
+        message = f"{where}: {first.get('msg', 'invalid request')}".replace("\n", " ")[:500]
+        errors = list(exc.errors())
+        return JSONResponse({"error": message, "detail": _jsonable(errors)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -135,21 +230,57 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, responses=ERROR_RESPONSES)
 
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
-        with state.db.read() as session:
-            session.connection().exec_driver_sql("SELECT 1")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers. It does not touch the database, so a database
+        outage does not get healthy server processes restarted."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/health/ready", tags=["ops"], responses={503: ERROR_RESPONSES[503]})
+    def ready() -> dict[str, str]:
+        """Readiness: the database answers (503 with Retry-After when it does not)."""
+        state.db.ping()
+        return {"status": "ready", "version": __version__, "database": state.db.dialect_name}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     mount_ui(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 
 
-def _jsonable(errors: object) -> object:
-    import json
+DESCRIPTION = f"""Mender-compatible device and management APIs (docs/device-api.md,
+docs/management-api.md). Threat model and every limit: docs/security.md.
 
-    return json.loads(json.dumps(errors, default=str))
+Limits, each answered before the work with one line (`{{"error": ...}}`):
+
+| what | limit | answer |
+|---|---|---|
+| device auth request body | {limits.MAX_AUTH_BODY} bytes | 413 |
+| identity data (canonical JSON) | {limits.MAX_IDENTITY} bytes, {limits.MAX_IDENTITY_ATTRS} attributes | 400 |
+| inventory body | {limits.MAX_INVENTORY_BODY} bytes | 413 |
+| inventory attributes per device | {limits.MAX_INVENTORY_ATTRS} | 413 |
+| inventory attribute name / value | {limits.MAX_ATTR_NAME} / {limits.MAX_ATTR_VALUE} characters, {limits.MAX_ATTR_ITEMS} list items | 413 |
+| deployment log body / messages | {limits.MAX_LOG_BODY} bytes / {limits.MAX_LOG_MESSAGES} | 413 |
+| any other JSON body | {limits.MAX_JSON_BODY} bytes | 413 |
+| JSON nesting (bodies, identity, artifact headers) | {limits.MAX_JSON_DEPTH} levels | 400 |
+| deployment and artifact names | 256 characters | 422 |
+| artifact upload | `max_artifact_size` (16 GiB) | 413 |
+| logins | `login_attempts_per_source` per address, `login_failures_per_user` per user, per `login_window` s | 429 |
+| new pending devices | `pending_per_source` per address per `pending_window` s; `max_pending_devices` in all | 429 |
+"""
+
+
+def _jsonable(errors: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Where and what, without the input: echoing a client's (maybe huge, maybe deeply
+    nested) value back costs memory and can itself fail."""
+    return [
+        {
+            "type": str(e.get("type", "")),
+            "loc": [str(p) for p in e.get("loc", ())],  # type: ignore[attr-defined]
+            "msg": str(e.get("msg", ""))[:500],
+        }
+        for e in errors[:20]
+    ]

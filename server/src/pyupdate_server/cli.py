@@ -1,6 +1,8 @@
-"""`pyupdate-server serve | user create | token create`: the only place errors become exit codes.
+"""`pyupdate-server serve | user create | token create | db copy`: the only place errors
+become exit codes.
 
-Exit codes: 0 ok, 2 bad input or configuration, 130 interrupted.
+Exit codes: 0 ok, 2 bad input or configuration, 3 the database is unreachable (try
+again later), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from pyupdate_server.settings import Settings, load_settings
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML settings file (or PYUPDATE_SERVER_CONFIG)")
     p.add_argument("--data-dir", type=Path, help="database, artifacts and secret key")
+    p.add_argument(
+        "--database-url",
+        help="sqlite:///path or postgresql://user:password@host:port/db "
+        "(or PYUPDATE_SERVER_DATABASE_URL; default: server.db in the data dir)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,19 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--username", required=True)
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--expires-in", type=int, default=365 * 24 * 3600, help="seconds")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    copy = db_sub.add_parser(
+        "copy", help="copy every record into a new, empty database (e.g. SQLite to PostgreSQL)"
+    )
+    copy.add_argument("--from", dest="source", required=True, help="database URL to read")
+    copy.add_argument("--to", dest="target", required=True, help="empty database URL to fill")
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     import os
 
-    config = args.config or (
+    config = getattr(args, "config", None) or (
         Path(os.environ["PYUPDATE_SERVER_CONFIG"])
         if "PYUPDATE_SERVER_CONFIG" in os.environ
         else None
     )
     overrides = {
-        "data_dir": args.data_dir,
+        "data_dir": getattr(args, "data_dir", None),
+        "database_url": getattr(args, "database_url", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "tls_cert": getattr(args, "tls_cert", None),
@@ -68,15 +83,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings) -> int:
+    import os
+
     import uvicorn
 
+    # everything the server creates (database, WAL, keys, uploads, logs it is pointed
+    # at) is for its own user only; app.py also sets the modes explicitly
+    os.umask(0o077)
     from pyupdate_server.app import create_app
     from pyupdate_server.log import setup_logging
 
     setup_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
+    from pyupdate_server.db.dialect import safe_url
+
     print(
-        f"pyupdate-server listening on {settings.base_url} (data in {settings.data_dir})",
+        f"pyupdate-server listening on {settings.base_url} (data in {settings.data_dir}, "
+        f"database {safe_url(settings.db_url)})",
         flush=True,
     )
     uvicorn.run(
@@ -140,9 +163,19 @@ def _openapi(settings: Settings) -> int:
     return 0
 
 
+def _db_copy(source: str, target: str) -> int:
+    from pyupdate_server.db.copy import copy_database
+
+    counts = copy_database(source, target)
+    print(", ".join(f"{n} {table}" for table, n in counts.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "db":
+            return _db_copy(args.source, args.target)
         settings = _settings(args)
         if args.command == "serve":
             return _serve(settings)

@@ -46,6 +46,33 @@ class TooLarge(ServerError):
     exit_code = 2
 
 
+class TooManyRequests(ServerError):
+    """A rate limit or a ceiling was reached; `retry_after` seconds is when to try again."""
+
+    status_code = 429
+    exit_code = 2
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class ServiceUnavailable(ServerError):
+    """The database is unreachable for now: the client should try again after
+    `retry_after` seconds; nothing of the request was kept."""
+
+    status_code = 503
+    exit_code = 3
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached or refused us, at start or while serving."""
+
+
 class Unprocessable(ServerError):
     status_code = 422
     exit_code = 2
@@ -58,7 +85,11 @@ class InsufficientStorage(ServerError):
 
 
 def storage_full(exc: BaseException) -> bool:
-    """A write failed for want of space: ENOSPC/EDQUOT, or SQLite's SQLITE_FULL."""
+    """A write failed for want of space: ENOSPC/EDQUOT, SQLite's SQLITE_FULL, or
+    PostgreSQL's disk_full."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    # PostgreSQL's disk_full (SQLSTATE 53100) reaches us as the driver error's sqlstate
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == "53100":
+        return True
     return "database or disk is full" in str(exc)

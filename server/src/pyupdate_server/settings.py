@@ -15,6 +15,17 @@ from pathlib import Path
 from pyupdate_server.errors import ConfigError
 
 ENV_PREFIX = "PYUPDATE_SERVER_"
+MIN_SECRET = 32  # bytes: the HMAC-SHA256 key behind every token and download link
+_LIMITS = (
+    "login_attempts_per_source",
+    "login_failures_per_user",
+    "login_window",
+    "login_workers",
+    "login_queue",
+    "pending_per_source",
+    "pending_window",
+    "max_pending_devices",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +37,28 @@ class Settings:
         host, port: where `serve` listens.
         public_url: base URL put into download links; default http(s)://host:port.
         tls_cert, tls_key: PEM files; both or neither.
-        database_url: SQLAlchemy URL; default sqlite in data_dir.
+        database_url: `sqlite:///path` or `postgresql://user:password@host:port/db`
+            (docs/management-api.md, "PostgreSQL"); default: sqlite:///<data_dir>/server.db.
         device_token_ttl, user_token_ttl: JWT lifetimes in seconds.
         download_link_ttl: lifetime of signed artifact links in seconds.
         max_artifact_size: uploads above this many bytes get 413.
         require_signature: refuse unsigned artifacts.
         verify_keys: PEM public keys artifact signatures must verify with.
         log_json: JSON-lines logs instead of text.
-        secret_key: signs JWTs and download links; default: generated into data_dir.
+        secret_key: signs JWTs and download links, at least 32 bytes; default: generated
+            into data_dir.
+        previous_secret_keys: old secret keys still accepted (never used to sign), so a
+            rotation does not log every device and user out (docs/security.md).
+        login_attempts_per_source: logins one client address may try per login_window.
+        login_failures_per_user: failed logins one username may have per login_window.
+        login_window: seconds over which the two login limits count.
+        login_workers: threads that hash passwords (about 16 MiB each while hashing);
+            separate from the pool the device routes use.
+        login_queue: logins that may wait for a hashing thread; more are answered 429.
+        pending_per_source: new pending devices one client address may
+            create per pending_window.
+        pending_window: seconds over which pending_per_source counts.
+        max_pending_devices: ceiling on pending devices; further new devices get 429.
     """
 
     data_dir: Path = Path("pyupdate-data")
@@ -52,6 +77,15 @@ class Settings:
     log_json: bool = False
     log_level: str = "info"
     secret_key: str | None = None
+    previous_secret_keys: tuple[str, ...] = field(default_factory=tuple)
+    login_attempts_per_source: int = 30
+    login_failures_per_user: int = 10
+    login_window: int = 300
+    login_workers: int = 1
+    login_queue: int = 16
+    pending_per_source: int = 1000
+    pending_window: int = 600
+    max_pending_devices: int = 10_000
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -60,9 +94,19 @@ class Settings:
             raise ConfigError(f"port {self.port} is out of range")
         if self.require_signature and not self.verify_keys:
             raise ConfigError("require_signature needs at least one verify key")
-        for name in ("device_token_ttl", "user_token_ttl", "download_link_ttl"):
+        if self.database_url:
+            from pyupdate_server.db.dialect import parse_url
+
+            parse_url(self.database_url)
+        for name in ("device_token_ttl", "user_token_ttl", "download_link_ttl", *_LIMITS):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        # an empty value means "not set": a key is then generated into data_dir
+        for key in (self.secret_key or "", *self.previous_secret_keys):
+            if key and len(key.encode()) < MIN_SECRET:
+                raise ConfigError(
+                    f"secret_key must be at least {MIN_SECRET} bytes (e.g. `openssl rand -hex 32`)"
+                )
 
     @property
     def db_url(self) -> str:
@@ -85,6 +129,7 @@ _CASTS = {
     "user_token_ttl": int,
     "download_link_ttl": int,
     "max_artifact_size": int,
+    **dict.fromkeys(_LIMITS, int),
 }
 _BOOLS = {"require_signature", "log_json"}
 _PATHS = {"data_dir", "tls_cert", "tls_key"}
@@ -103,6 +148,9 @@ def _cast(name: str, value: object) -> object:
         if name == "verify_keys":
             items = value if isinstance(value, list) else str(value).split(",")
             return tuple(Path(str(v).strip()) for v in items if str(v).strip())
+        if name == "previous_secret_keys":
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(v).strip() for v in items if str(v).strip())
     except ValueError as exc:
         raise ConfigError(f"setting {name}: {exc}") from None
     return value

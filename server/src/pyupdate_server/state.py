@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyupdate_server.auth.jwt import TokenSigner
+from pyupdate_server.auth.passwords import PasswordPool
 from pyupdate_server.db.engine import Database
 from pyupdate_server.metrics import Metrics
 from pyupdate_server.services.artifacts import ArtifactValidator
@@ -24,3 +25,4 @@ class ServerState:
     metrics: Metrics
     tmp_dir: Path
     validator: ArtifactValidator
+    passwords: PasswordPool

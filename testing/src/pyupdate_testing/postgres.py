@@ -174,13 +174,18 @@ def postgres_cluster(root: Path | None = None) -> Iterator[PostgresCluster]:
     """A running cluster in `root` (a new temporary directory by default); removed on exit.
 
     The directory must be reachable by the service user when running as root, so the
-    default is a fresh directory in /tmp rather than pytest's (0700, root's) tmp_path.
+    default is a fresh directory of its own rather than pytest's (0700, root's) tmp_path:
+    in /dev/shm when there is one (a database per test is created in tens of
+    milliseconds there, ten times slower on a disk busy with other work), else in /tmp.
     """
     bin_dir = pg_bin()
     if bin_dir is None:
         raise RuntimeError(unavailable())
     own = root is None
-    root = Path(tempfile.mkdtemp(prefix="pyupdate-pg-")) if root is None else root
+    if root is None:
+        shm = Path("/dev/shm")
+        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        root = Path(tempfile.mkdtemp(prefix="pyupdate-pg-", dir=base))
     root.mkdir(parents=True, exist_ok=True)
     cluster = PostgresCluster(root, free_port(), bin_dir)
     try:

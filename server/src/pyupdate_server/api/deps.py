@@ -37,6 +37,12 @@ class UserIdentity:
     email: str
 
 
+def client_address(request: Request) -> str:
+    """The peer's address, the key of the per-source limits. Behind a reverse proxy every
+    request has the proxy's: run uvicorn with --forwarded-allow-ips (docs/security.md)."""
+    return request.client.host if request.client else "unknown"
+
+
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token")
@@ -44,12 +50,12 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def current_device(state: State, credentials: Bearer) -> DeviceIdentity:
-    # async on purpose: a WAL read never waits for a writer, and one indexed query
-    # costs less than the hop to a worker thread on every poll
+    # async on purpose: on SQLite a WAL read never waits for a writer, and one indexed
+    # query costs less than the hop to a worker thread on every poll (Database.aquick)
     claims = state.tokens.verify(_token(credentials))
     if claims.kind != "device":
         raise Unauthorized("a device token is required")
-    if not is_authorized(state.db, claims.subject, claims.token_id):
+    if not await is_authorized(state.db, claims.subject, claims.token_id):
         raise Unauthorized("device token revoked or device not accepted")
     return DeviceIdentity(claims.subject, claims.token_id)
 

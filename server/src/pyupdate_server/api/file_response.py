@@ -18,6 +18,7 @@ import re
 import time
 from email.utils import formatdate
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.datastructures import Headers
@@ -71,6 +72,16 @@ def next_chunk(chunk: int, sent: int, seconds: float, total: int, elapsed: float
     return MIN_CHUNK
 
 
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII `filename` and, when that had to change, the exact name
+    as RFC 5987 `filename*` (RFC 6266 4.3): any artifact name makes a valid header."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    value = f'attachment; filename="{fallback}"'
+    if fallback != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
+
+
 class ArtifactFileResponse(Response):
     """Serves `path` (whole, or the request's single Range) with Content-Length."""
 
@@ -81,7 +92,7 @@ class ArtifactFileResponse(Response):
         etag = f'"{hashlib.md5(f"{stat.st_mtime}-{size}".encode(), usedforsecurity=False).hexdigest()}"'
         headers = {
             "accept-ranges": "bytes",
-            "content-disposition": f'attachment; filename="{filename}"',
+            "content-disposition": content_disposition(filename),
             "last-modified": last_modified,
             "etag": etag,
         }

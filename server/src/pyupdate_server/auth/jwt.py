@@ -38,8 +38,10 @@ class TokenSigner:
 
     CACHE_MAX = 200_000
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, previous: tuple[bytes, ...] = ()) -> None:
+        """`previous`: retired secrets whose tokens still verify (a rotation in progress)."""
         self._secret = secret
+        self._keys = (secret, *previous)
         self._verified: dict[str, Claims] = {}
 
     def issue(self, subject: str, kind: str, ttl: int, token_id: str | None = None) -> str:
@@ -73,18 +75,24 @@ class TokenSigner:
         return claims
 
     def _decode(self, token: str) -> Claims:
-        try:
-            data = pyjwt.decode(
-                token,
-                self._secret,
-                algorithms=[_ALG],
-                issuer=ISSUER,
-                options={"require": ["sub", "jti", "exp", "iss"]},
-            )
-        except pyjwt.ExpiredSignatureError:
-            raise Unauthorized("token expired") from None
-        except pyjwt.InvalidTokenError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from None
+        for key in self._keys:
+            try:
+                data = pyjwt.decode(
+                    token,
+                    key,
+                    algorithms=[_ALG],
+                    issuer=ISSUER,
+                    options={"require": ["sub", "jti", "exp", "iss"]},
+                )
+                break
+            except pyjwt.ExpiredSignatureError:
+                raise Unauthorized("token expired") from None
+            except pyjwt.InvalidSignatureError:
+                continue  # maybe signed with a previous secret
+            except pyjwt.InvalidTokenError as exc:
+                raise Unauthorized(f"invalid token: {exc}") from None
+        else:
+            raise Unauthorized("invalid token: Signature verification failed")
         kind = data.get("pyupdate.kind")
         if kind not in ("device", "user", "pat"):
             raise Unauthorized("invalid token: unknown kind")

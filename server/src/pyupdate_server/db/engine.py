@@ -1,8 +1,12 @@
-"""Engine and sessions: SQLite in WAL mode, with BEGIN IMMEDIATE for decisions.
+"""Engine and sessions: SQLite in WAL mode with BEGIN IMMEDIATE, or PostgreSQL.
 
-A write session takes SQLite's write lock at BEGIN, not at its first write:
-two devices polling at once then decide one after the other on fresh data,
-instead of both reading the same state and one failing at commit.
+On SQLite a write session takes the database's write lock at BEGIN, not at its
+first write: two devices polling at once then decide one after the other on fresh
+data, instead of both reading the same state and one failing at commit.
+
+On PostgreSQL writers run side by side (READ COMMITTED); the services take row locks
+(`SELECT ... FOR UPDATE`) on exactly what a decision reads, so the same rules hold
+with any number of server processes (docs/management-api.md, "PostgreSQL").
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import anyio.to_thread
+from sqlalchemy import Engine, TextClause, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from pyupdate_server.db import dialect
+from pyupdate_server.errors import DatabaseUnavailable
 
 
 class Database:
@@ -23,13 +32,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, object] = {}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            kwargs["pool_size"] = 8
-            kwargs["max_overflow"] = 32
-        self.engine: Engine = create_engine(url, **kwargs)
+        parsed = dialect.parse_url(url)
+        self.dialect_name = parsed.get_backend_name()
+        self.is_sqlite = self.dialect_name == dialect.SQLITE
+        self.engine: Engine = create_engine(parsed, **dialect.engine_options(parsed))
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
@@ -42,18 +48,27 @@ class Database:
         self._local = threading.local()
         self._raw: list[sqlite3.Connection] = []
         self._raw_lock = threading.Lock()
+        self._texts: dict[str, TextClause] = {}
 
-    def quick(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    @property
+    def safe_url(self) -> str:
+        return dialect.safe_url(self.url)
+
+    def quick(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """First row of one read-only statement, for the polling path.
 
         On SQLite this skips the session, the pool and BEGIN: one statement in
         autocommit mode already reads a consistent WAL snapshot, at a tenth of
-        the cost. Use `?` placeholders.
+        the cost. Write portable SQL with `:name` placeholders (both sqlite3 and
+        SQLAlchemy's text() take them).
         """
         path = sqlite_path(self.url) if self.is_sqlite else None
         if path is None:
+            stmt = self._texts.get(sql)
+            if stmt is None:
+                stmt = self._texts[sql] = text(sql)
             with self.engine.connect() as conn:
-                row = conn.exec_driver_sql(sql, params).first()
+                row = conn.execute(stmt, params).first()
                 return tuple(row) if row is not None else None
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -64,6 +79,14 @@ class Database:
                 self._raw.append(conn)
         row = conn.execute(sql, params).fetchone()
         return tuple(row) if row is not None else None
+
+    async def aquick(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """`quick` for async handlers: in place on SQLite (a local file read costs less
+        than the hop to a thread), in a worker thread on a networked database so a slow
+        or lost server never holds the event loop."""
+        if self.is_sqlite:
+            return self.quick(sql, params)
+        return await anyio.to_thread.run_sync(self.quick, sql, params)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -82,9 +105,20 @@ class Database:
             yield session
 
     def migrate(self) -> None:
+        """Create or upgrade the schema; DatabaseUnavailable if the database cannot be
+        reached (one line naming it and why)."""
         from pyupdate_server.db.migrate import upgrade
 
-        upgrade(self.engine)
+        try:
+            upgrade(self.engine)
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseUnavailable(f"database {self.safe_url}: {reason}") from None
+
+    def ping(self) -> None:
+        """One round trip; raises if the database does not answer (readiness)."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def dispose(self) -> None:
         with self._raw_lock:

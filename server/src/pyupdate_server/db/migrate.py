@@ -6,7 +6,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+from pyupdate_server.db import dialect
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,7 +24,20 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 def upgrade(engine: Engine) -> None:
     cfg = alembic_config(engine)
-    with engine.connect() as conn:
+    # processes starting at once upgrade one after the other: on SQLite the migration's
+    # transaction takes the write lock at BEGIN (engine.py), on PostgreSQL it takes an
+    # advisory lock first; both are held until the commit below
+    with engine.execution_options(immediate=True).connect() as conn:
+        dialect.lock_for_migration(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The schema revision of the database behind `conn` (None: no schema yet)."""
+    return MigrationContext.configure(conn).get_current_revision()

@@ -139,3 +139,14 @@ class DeviceDeployment(Base):
     log: Mapped[list | None] = mapped_column(JSON, default=None)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class RateLimit(Base):
+    """One fixed-window counter (services/throttle.py): in the database, so every server
+    process sharing it counts together."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    expires: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from pyupdate_artifact import errors as artifact_errors
 from pyupdate_artifact.model import ArtifactHeader
 from pyupdate_artifact.reader import read_artifact
-from pyupdate_artifact.sign import Verifier, load_verifier
+from pyupdate_artifact.verify import Verifier, load_verifier
 from pyupdate_server.db.models import Artifact, Deployment
-from pyupdate_server.errors import ConfigError, Conflict, NotFound, Unprocessable
+from pyupdate_server.errors import BadRequest, ConfigError, Conflict, NotFound, Unprocessable
 from pyupdate_server.storage.base import BlobStore
+
+MAX_NAME = 256  # the column's size, and what a deployment may name
 
 
 class ArtifactValidator:
@@ -46,7 +48,7 @@ class ArtifactValidator:
     def read_header(self, path: Path) -> ArtifactHeader:
         """The artifact's header after a full check, or Unprocessable with the reader's line."""
         try:
-            return read_artifact(
+            header = read_artifact(
                 str(path),
                 verify_keys=self._verifiers(),
                 require_signature=self.require_signature,
@@ -54,6 +56,21 @@ class ArtifactValidator:
             )
         except artifact_errors.ArtifactError as exc:
             raise Unprocessable(f"artifact rejected: {exc}") from None
+        except RecursionError:
+            # the reader parses header JSON without a depth limit yet: a header nested
+            # thousands deep exhausts the stack; refuse it here rather than answer 500
+            raise BadRequest("artifact rejected: header JSON nests too deep") from None
+        check_name(header.artifact_name)
+        return header
+
+
+def check_name(name: str) -> None:
+    """A control character in a name breaks every place that shows it (headers, logs,
+    terminals); other characters are served through RFC 6266 `filename*`."""
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+        raise BadRequest(f"artifact rejected: name {name[:64]!r} contains control characters")
+    if len(name) > MAX_NAME:
+        raise BadRequest(f"artifact rejected: name over {MAX_NAME} characters")
 
 
 def depends_key(device_types: list[str], depends: dict[str, object]) -> str:

@@ -25,15 +25,21 @@ class Link:
 
 
 class LinkSigner:
-    def __init__(self, secret: bytes, base_url: str | None, ttl: int) -> None:
-        """base_url: the configured public URL; None uses the one each caller passes."""
+    def __init__(
+        self, secret: bytes, base_url: str | None, ttl: int, previous: tuple[bytes, ...] = ()
+    ) -> None:
+        """base_url: the configured public URL; None uses the one each caller passes.
+
+        previous: retired secrets whose links still verify (a rotation in progress).
+        """
         self._key = hashlib.sha256(b"download-link:" + secret).digest()
+        self._old = [hashlib.sha256(b"download-link:" + p).digest() for p in previous]
         self.base_url = base_url.rstrip("/") if base_url else None
         self.ttl = ttl
 
-    def _mac(self, artifact_id: str, expire: int) -> str:
+    def _mac(self, artifact_id: str, expire: int, key: bytes | None = None) -> str:
         msg = f"{artifact_id}:{expire}".encode()
-        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+        return hmac.new(key or self._key, msg, hashlib.sha256).hexdigest()
 
     def make(self, artifact_id: str, now: float | None = None, base: str | None = None) -> Link:
         expire = int(now if now is not None else time.time()) + self.ttl
@@ -45,11 +51,15 @@ class LinkSigner:
         return Link(f"{prefix}{DOWNLOAD_PATH}/{artifact_id}?{query}", stamp)
 
     def check(self, artifact_id: str, expire: str, signature: str) -> None:
-        try:
-            expire_ts = int(expire)
-        except ValueError:
-            raise Forbidden("x-men-expire is not a timestamp") from None
-        if not hmac.compare_digest(self._mac(artifact_id, expire_ts), signature):
+        if not (expire.isascii() and expire.isdigit() and len(expire) <= 12):
+            raise Forbidden("x-men-expire is not a timestamp")
+        expire_ts = int(expire)
+        # bytes, not str: compare_digest refuses non-ASCII text with a TypeError
+        given = signature.encode("utf-8", "replace")
+        if not any(
+            hmac.compare_digest(self._mac(artifact_id, expire_ts, key).encode(), given)
+            for key in (self._key, *self._old)
+        ):
             raise Forbidden("download link signature is invalid")
         if expire_ts < time.time():
             raise Forbidden("download link expired")

@@ -2,7 +2,8 @@
 
 Every function here runs inside one write transaction (Database.write, which
 is BEGIN IMMEDIATE on SQLite): a decision and its record commit together, so
-two concurrent polls can never hand one device two deployments.
+two concurrent polls can never hand one device two deployments. On PostgreSQL
+the row locks of services/locks.py give the same guarantee across processes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unprocessable
+from pyupdate_server.services import locks
+from pyupdate_server.services.locks import Mode
 
 # what a device may report (Mender 3.4 names, docs/device-api.md "Status")
 DEVICE_STATUSES = frozenset(
@@ -161,11 +164,11 @@ def create_deployment(
     return dep
 
 
-def has_open(db: Database, device_id: str) -> bool:
+async def has_open(db: Database, device_id: str) -> bool:
     """Cheap read for the common case: nothing targets this device, so no decision to make."""
-    found = db.quick(
-        "SELECT 1 FROM device_deployments WHERE device_id = ? AND final = 0 LIMIT 1",
-        (device_id,),
+    found = await db.aquick(
+        "SELECT 1 FROM device_deployments WHERE device_id = :d AND final = false LIMIT 1",
+        {"d": device_id},
     )
     return found is not None
 
@@ -174,6 +177,7 @@ def next_for_device(
     session: Session, device_id: str, device_type: str, provides: Mapping[str, object]
 ) -> Assignment | None:
     """The deployment the device should run now, or None (204)."""
+    locks.device(session, device_id)
     rows = session.execute(
         select(DeviceDeployment, Deployment)
         .join(Deployment, Deployment.id == DeviceDeployment.deployment_id)
@@ -187,44 +191,75 @@ def next_for_device(
             if artifact is not None:
                 return Assignment(dep, artifact)
     for row, dep in rows:
-        if row.claimed is not None or dep.aborted:
+        if dep.aborted:
             continue
-        if dep.max_devices is not None and row.attempts == 0:
-            claimed = session.scalar(
-                select(func.count()).where(
-                    DeviceDeployment.deployment_id == dep.id, DeviceDeployment.attempts > 0
-                )
-            )
-            if claimed >= dep.max_devices:
-                _finalize(session, row, "skipped")
-                continue
-        artifact = pick_artifact(session, dep.artifact_name, device_type, provides)
-        if artifact is None:
-            _finalize(session, row, "noartifact")
-            continue
-        if not dep.force_installation and provides.get("artifact_name") == dep.artifact_name:
-            _finalize(session, row, "already-installed")
-            continue
-        row.claimed = utcnow()
-        row.attempts += 1
-        row.artifact_id = artifact.id
-        row.status = "pending"
-        row.substate = ""
-        if dep.status == "pending":
-            dep.status = "inprogress"
-        if dep.max_devices is not None and row.attempts == 1:
-            _close_over_cap(session, dep)
-        return Assignment(dep, artifact)
+        # a capped deployment counts its devices one hand-out at a time
+        mode = Mode.WRITE if dep.max_devices is not None else Mode.SHARE
+        assignment = _offer(session, row, dep.id, mode, device_type, provides)
+        if assignment is not None:
+            return assignment
     return None
 
 
-def _close_over_cap(session: Session, dep: Deployment) -> None:
-    claimed = session.scalar(
-        select(func.count()).where(
-            DeviceDeployment.deployment_id == dep.id, DeviceDeployment.attempts > 0
+def _offer(
+    session: Session,
+    row: DeviceDeployment,
+    deployment_id: str,
+    mode: Mode,
+    device_type: str,
+    provides: Mapping[str, object],
+) -> Assignment | None:
+    """Hand `row`'s deployment to its device, or close the row saying why not (None)."""
+    dep = locks.deployment(session, deployment_id, mode)
+    locks.reread(session, row)  # an abort may have closed it since the first read
+    if dep is None or dep.aborted or row.final or row.claimed is not None:
+        return None
+    outcome: str | None = None
+    capped = dep.max_devices is not None and row.attempts == 0
+    if capped and _claimed(session, dep.id) >= (dep.max_devices or 0):
+        outcome = "skipped"
+    artifact = None
+    if outcome is None:
+        artifact = pick_artifact(session, dep.artifact_name, device_type, provides)
+        if artifact is None:
+            outcome = "noartifact"
+        elif not dep.force_installation and provides.get("artifact_name") == dep.artifact_name:
+            outcome = "already-installed"
+    if outcome is not None or dep.status == "pending":
+        # closing a row may finish the deployment, and a first hand-out changes its
+        # status: both write the deployment row, so take it for writing first
+        locks.deployment(session, dep.id, Mode.WRITE)
+    if outcome is not None:
+        _finalize(session, row, outcome)
+        return None
+    assert artifact is not None
+    row.claimed = utcnow()
+    row.attempts += 1
+    row.artifact_id = artifact.id
+    row.status = "pending"
+    row.substate = ""
+    if dep.status == "pending":
+        dep.status = "inprogress"
+    if dep.max_devices is not None and row.attempts == 1:
+        _close_over_cap(session, dep)
+    return Assignment(dep, artifact)
+
+
+def _claimed(session: Session, deployment_id: str) -> int:
+    """Devices that were ever handed this deployment (what max_devices counts)."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.attempts > 0
+            )
         )
+        or 0
     )
-    if dep.max_devices is not None and claimed >= dep.max_devices:
+
+
+def _close_over_cap(session: Session, dep: Deployment) -> None:
+    session.flush()
+    if dep.max_devices is not None and _claimed(session, dep.id) >= dep.max_devices:
         session.execute(
             update(DeviceDeployment)
             .where(
@@ -237,6 +272,7 @@ def _close_over_cap(session: Session, dep: Deployment) -> None:
 
 
 def _finalize(session: Session, row: DeviceDeployment, status: str) -> None:
+    """Close one device's part; the caller holds its deployment with Mode.WRITE (or ABORT)."""
     row.status = status
     row.final = True
     row.claimed = None
@@ -246,6 +282,8 @@ def _finalize(session: Session, row: DeviceDeployment, status: str) -> None:
 
 
 def _maybe_finish(session: Session, deployment_id: str) -> None:
+    # the count and the status change commit together: with the deployment row held
+    # for writing, two devices finishing at once cannot both see the other still open
     open_rows = session.scalar(
         select(func.count()).where(
             DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.final.is_(False)
@@ -275,6 +313,9 @@ def report_status(
 ) -> None:
     if status not in DEVICE_STATUSES:
         raise BadRequest(f"unknown status {status!r}")
+    locks.device(session, device_id)
+    closing = status in FINAL_STATUSES or status == "failure"
+    locks.deployment(session, deployment_id, Mode.WRITE if closing else Mode.SHARE)
     row = _device_row(session, device_id, deployment_id)
     if row.status == "aborted":
         raise Conflict(f"deployment {deployment_id} was aborted")
@@ -285,7 +326,7 @@ def report_status(
     row.status = status
     row.substate = substate[:4096]
     if status == "failure":
-        dep = session.get(Deployment, deployment_id)
+        dep = session.get(Deployment, deployment_id)  # locked above
         if dep is not None and row.attempts <= dep.retries and not dep.aborted:
             row.claimed = None  # offered again on the next poll
             return
@@ -301,16 +342,18 @@ def store_log(
 
 
 def abort(session: Session, deployment_id: str) -> None:
-    dep = session.get(Deployment, deployment_id)
+    # FOR UPDATE: waits for every hand-out and status report of this deployment in
+    # flight, and they wait for the abort; the rows read below are the committed ones
+    dep = locks.deployment(session, deployment_id, Mode.ABORT)
     if dep is None:
         raise NotFound(f"deployment {deployment_id} not found")
     if dep.status == "finished":
         raise Unprocessable(f"deployment {deployment_id} is already finished")
     dep.aborted = True
     for row in session.scalars(
-        select(DeviceDeployment).where(
-            DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.final.is_(False)
-        )
+        select(DeviceDeployment)
+        .where(DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.final.is_(False))
+        .execution_options(populate_existing=True)
     ):
         if row.status in ABORTABLE:
             row.status = "aborted"
@@ -322,15 +365,22 @@ def abort(session: Session, deployment_id: str) -> None:
 
 
 def close_device_deployments(session: Session, device_id: str, status: str) -> None:
-    rows = list(
+    locks.device(session, device_id)
+    ids = list(
         session.scalars(
-            select(DeviceDeployment).where(
-                DeviceDeployment.device_id == device_id, DeviceDeployment.final.is_(False)
-            )
+            select(DeviceDeployment.deployment_id)
+            .join(Deployment, Deployment.id == DeviceDeployment.deployment_id)
+            .where(DeviceDeployment.device_id == device_id, DeviceDeployment.final.is_(False))
+            # the order next_for_device visits them in: no two transactions lock in a circle
+            .order_by(Deployment.created, Deployment.id)
         )
     )
-    for row in rows:
-        _finalize(session, row, status)
+    for deployment_id in ids:
+        locks.deployment(session, deployment_id, Mode.WRITE)
+        row = _device_row(session, device_id, deployment_id)
+        locks.reread(session, row)
+        if not row.final:
+            _finalize(session, row, status)
 
 
 def statistics(session: Session, deployment_id: str) -> dict[str, int]:

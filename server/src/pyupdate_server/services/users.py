@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pyupdate_server.auth.passwords import hash_password, verify_password
+from pyupdate_server.auth.passwords import dummy_hash, hash_password, verify_password
 from pyupdate_server.db.models import ApiToken, User, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unauthorized
 
 MIN_PASSWORD = 8
+MAX_USERNAME = 256
+MAX_PASSWORD = 1024
 
 
-def create_user(session: Session, email: str, password: str) -> User:
+def check_username(email: str) -> str:
+    """HTTP Basic splits at the first `:`, and a control character cannot be typed: a
+    name with either could be created but never log in."""
     email = email.strip()
     if not email:
         raise BadRequest("username must not be empty")
+    if len(email) > MAX_USERNAME:
+        raise BadRequest(f"username must have at most {MAX_USERNAME} characters")
+    if ":" in email:
+        raise BadRequest("username must not contain ':' (HTTP Basic login splits at it)")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in email):
+        raise BadRequest("username must not contain control characters")
+    return email
+
+
+def create_user(session: Session, email: str, password: str) -> User:
+    email = check_username(email)
+    if len(password) > MAX_PASSWORD:
+        raise BadRequest(f"password must have at most {MAX_PASSWORD} characters")
     if len(password) < MIN_PASSWORD:
         raise BadRequest(f"password must have at least {MIN_PASSWORD} characters")
     if session.scalar(select(User.id).where(User.email == email)) is not None:
@@ -30,9 +47,21 @@ def create_user(session: Session, email: str, password: str) -> User:
 
 def authenticate(session: Session, email: str, password: str) -> User:
     user = session.scalar(select(User).where(User.email == email))
-    if user is None or not verify_password(password, user.password_hash):
+    # an unknown user costs the same hash as a known one: the answer time tells nothing
+    ok = verify_password(password, user.password_hash if user is not None else dummy_hash())
+    if user is None or not ok:
         raise Unauthorized("wrong username or password")
     return user
+
+
+def delete_user(session: Session, user_id: str) -> None:
+    """Any user but the last: with none left, nobody could log in to make one."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    if session.scalar(select(func.count()).select_from(User)) == 1:
+        raise Conflict("the last user cannot be deleted: create another one first")
+    session.delete(user)
 
 
 def find_user(session: Session, email: str) -> User:

@@ -12,7 +12,8 @@ _KEY = re.compile(r"^[A-Za-z0-9._-]+$")
 class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)  # artifacts may carry secrets of their own
 
     def _path(self, key: str) -> Path:
         if not _KEY.match(key) or key in (".", ".."):

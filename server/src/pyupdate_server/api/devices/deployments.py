@@ -9,8 +9,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from pyupdate_server import limits
 from pyupdate_server.api.deps import CurrentDevice, State
-from pyupdate_server.errors import BadRequest
+from pyupdate_server.errors import BadRequest, TooLarge
 from pyupdate_server.services import rollout
 
 router = APIRouter(prefix="/api/devices", tags=["device deployments"])
@@ -51,7 +52,10 @@ class LogMessage(BaseModel):
 
 
 class DeploymentLog(BaseModel):
-    messages: list[LogMessage]
+    messages: list[LogMessage] = Field(
+        description=f"at most {limits.MAX_LOG_MESSAGES} messages and "
+        f"{limits.MAX_LOG_BODY} bytes in all (else 413)"
+    )
 
 
 _NEXT_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -69,7 +73,7 @@ async def _next(
     if not isinstance(provides.get("artifact_name"), str):
         raise BadRequest("artifact_name is required")
     # the fleet's steady state: nothing targets the device; answer from a read, on the loop
-    if not rollout.has_open(state.db, device_id):
+    if not await rollout.has_open(state.db, device_id):
         return Response(status_code=204)
     base = str(request.base_url)
     return await run_in_threadpool(_decide, state, device_id, device_type, provides, base)
@@ -163,7 +167,11 @@ def put_status(
 def put_log(
     deployment_id: str, body: DeploymentLog, device: CurrentDevice, state: State
 ) -> Response:
+    if len(body.messages) > limits.MAX_LOG_MESSAGES:
+        raise TooLarge(f"deployment log over {limits.MAX_LOG_MESSAGES} messages")
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    if limits.json_depth(messages) > limits.MAX_JSON_DEPTH:
+        raise BadRequest(f"deployment log nests deeper than {limits.MAX_JSON_DEPTH} levels")
     with state.db.write() as session:
         rollout.store_log(session, device.id, deployment_id, messages)
     return Response(status_code=204)

@@ -15,6 +15,12 @@ from pyupdate_server.services.links import DOWNLOAD_PATH
 router = APIRouter(tags=["device download"])
 
 
+_DESCRIPTION = (
+    "The link is the credential: anyone holding it may GET or HEAD this one artifact "
+    "until x-men-expire (download_link_ttl, default 3600 s; docs/security.md)."
+)
+
+
 @router.get(
     DOWNLOAD_PATH + "/{artifact_id}",
     response_class=Response,
@@ -30,6 +36,7 @@ router = APIRouter(tags=["device download"])
         416: {"description": "range not satisfiable"},
         403: {"description": "bad or expired link"},
     },
+    description=_DESCRIPTION,
 )
 def download(
     request: Request,
@@ -50,3 +57,15 @@ def download(
     return ArtifactFileResponse(
         path, request.headers, media_type="application/vnd.mender-artifact", filename=filename
     )
+
+
+# HEAD: size and Range support without the body (docs/device-api.md, "Download")
+router.add_api_route(
+    DOWNLOAD_PATH + "/{artifact_id}",
+    download,
+    methods=["HEAD"],
+    response_class=Response,
+    operation_id="download_head",
+    responses={200: {"description": "headers only"}, 403: {"description": "bad or expired link"}},
+    description=_DESCRIPTION,
+)

@@ -26,7 +26,7 @@ class NewDeployment(BaseModel):
     devices: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
     all_devices: bool = False
     force_installation: bool = False
-    max_devices: Annotated[int, Field(ge=1)] | None = None
+    max_devices: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     retries: Annotated[int, Field(ge=0, le=100)] = 0
 
 
@@ -34,7 +34,7 @@ class NewGroupDeployment(BaseModel):
     name: Name
     artifact_name: Name
     force_installation: bool = False
-    max_devices: Annotated[int, Field(ge=1)] | None = None
+    max_devices: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     retries: Annotated[int, Field(ge=0, le=100)] = 0
 
 

@@ -16,7 +16,7 @@ from pyupdate_server.errors import NotFound
 from pyupdate_server.services.admission import get_device
 
 router = APIRouter(prefix="/api/management/v1/inventory", tags=["inventory"])
-_RESERVED = {"page", "per_page", "sort", "has_group", "group"}
+_RESERVED = {"page", "per_page", "sort", "has_group", "group", "id"}
 _GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -59,10 +59,16 @@ def list_devices(
     per_page: Annotated[int, Query(ge=1, le=500)] = 20,
     group: str | None = None,
     has_group: bool | None = None,
+    id: Annotated[
+        list[str] | None,
+        Query(max_length=500, description="only these devices (the web UI's page of them)"),
+    ] = None,
 ) -> list[InventoryDevice]:
     filters = {k: v for k, v in request.query_params.items() if k not in _RESERVED}
     with state.db.read() as session:
         query = select(Device).where(Device.status != "decommissioned")
+        if id:
+            query = query.where(Device.id.in_(id))
         if group is not None:
             query = query.where(Device.group == group)
         if has_group is not None:

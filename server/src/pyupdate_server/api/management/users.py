@@ -6,14 +6,16 @@ import base64
 import binascii
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.deps import CurrentUser, State, client_address
 from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import ApiToken, User, utcnow
 from pyupdate_server.errors import NotFound, Unauthorized
-from pyupdate_server.services import users
+from pyupdate_server.services import throttle, users
+from pyupdate_server.state import ServerState
 
 router = APIRouter(prefix="/api/management/v1/useradm", tags=["users"])
 _JWT = {"content": {"application/jwt": {"schema": {"type": "string"}}}}
@@ -25,25 +27,71 @@ def _basic(request: Request) -> tuple[str, str]:
     if scheme.lower() != "basic" or not value:
         raise Unauthorized("login needs HTTP Basic credentials")
     try:
-        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
         raise Unauthorized("malformed Basic credentials") from None
+    try:
+        text = raw.decode()  # RFC 7617 charset="UTF-8", what the web UI and curl send
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # older clients: every byte is one character
+    user, sep, password = text.partition(":")
     if not sep:
         raise Unauthorized("malformed Basic credentials")
     return user, password
 
 
+def _admit(state: ServerState, email: str, source: str) -> None:
+    """429 before any hashing when this source or this username has used up its tries."""
+    s = state.settings
+    window = s.login_window
+    with state.db.read() as session:
+        throttle.check(session, f"login-user:{email}", s.login_failures_per_user, window,
+                       "failed logins for this user")  # fmt: skip
+        throttle.check(session, f"login-src:{source}", s.login_attempts_per_source, window,
+                       "logins from this address")  # fmt: skip
+    with state.db.write() as session:
+        throttle.hit(session, f"login-src:{source}", s.login_attempts_per_source, window,
+                     "logins from this address")  # fmt: skip
+
+
+def _failed(state: ServerState, email: str) -> None:
+    s = state.settings
+    with state.db.write() as session:
+        throttle.hit(session, f"login-user:{email}", s.login_failures_per_user + 1,
+                     s.login_window, "failed logins for this user")  # fmt: skip
+
+
+def _verify(state: ServerState, email: str, password: str) -> str:
+    with state.db.read() as session:
+        return users.authenticate(session, email, password).id
+
+
 @router.post(
     "/auth/login",
     response_class=Response,
-    responses={200: _JWT, 401: {"description": "bad credentials"}},
+    responses={
+        200: _JWT,
+        401: {"description": "bad credentials"},
+        429: {"description": "too many logins from this address or for this user"},
+    },
     openapi_extra={"security": [{"basic": []}]},
+    description="Limits (docs/security.md): `login_attempts_per_source` logins per address "
+    "and `login_failures_per_user` failed logins per username per `login_window` seconds "
+    "(defaults 30, 10, 300), then 429 with Retry-After; passwords are hashed in a pool of "
+    "`login_workers` threads with at most `login_queue` logins waiting.",
 )
-def login(request: Request, state: State) -> Response:
+async def login(request: Request, state: State) -> Response:
     email, password = _basic(request)
-    with state.db.read() as session:
-        user = users.authenticate(session, email, password)
-    token = state.tokens.issue(user.id, "user", state.settings.user_token_ttl)
+    if len(email) > users.MAX_USERNAME or len(password) > users.MAX_PASSWORD:
+        raise Unauthorized("wrong username or password")
+    state.passwords.check()
+    await run_in_threadpool(_admit, state, email, client_address(request))
+    try:
+        user_id = await state.passwords.run(_verify, state, email, password)
+    except Unauthorized:
+        await run_in_threadpool(_failed, state, email)
+        raise
+    token = state.tokens.issue(user_id, "user", state.settings.user_token_ttl)
     return Response(token, media_type="application/jwt")
 
 
@@ -54,7 +102,9 @@ class UserOut(BaseModel):
 
 
 class NewUser(BaseModel):
-    email: str = Field(min_length=1, max_length=256)
+    email: str = Field(
+        min_length=1, max_length=256, description="no ':' and no control characters (400)"
+    )
     password: str = Field(min_length=8, max_length=1024)
 
 
@@ -83,13 +133,12 @@ def get_user(user_id: str, _: CurrentUser, state: State) -> UserOut:
         return UserOut(id=user.id, email=user.email, created_ts=user.created)
 
 
-@router.delete("/users/{user_id}", status_code=204)
+@router.delete(
+    "/users/{user_id}", status_code=204, responses={409: {"description": "the last user"}}
+)
 def delete_user(user_id: str, _: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFound(f"user {user_id} not found")
-        session.delete(user)
+        users.delete_user(session, user_id)
     return Response(status_code=204)
 
 

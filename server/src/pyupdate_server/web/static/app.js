@@ -96,11 +96,19 @@ function when(ts) { return ts ? ts.replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC
 function mib(bytes) { return `${(bytes / 1048576).toFixed(1)} MiB`; }
 
 // --- login ---------------------------------------------------------------------
+// RFC 7617 with charset UTF-8: btoa() alone takes Latin-1 and throws beyond it (`€`)
+function basicCredentials(user, password) {
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
 async function login(event) {
   event.preventDefault();
   const form = event.target;
-  const basic = btoa(`${form.email.value}:${form.password.value}`);
   try {
+    const basic = basicCredentials(form.email.value, form.password.value);
     const jwt = await api("POST", API.login, { headers: { Authorization: `Basic ${basic}` } });
     sessionStorage.setItem("pyupdate-token", jwt.trim());
     form.reset();
@@ -118,17 +126,26 @@ function logout(text = "") {
 }
 
 // --- devices -------------------------------------------------------------------
+// The server pages the list: the UI asks for one page at a time, never for all of them
+// (unauthenticated devices can make thousands of pending entries).
+const DEVICES_PER_PAGE = 50;
+let devicePage = 1;
+
 async function showDevices() {
   const status = $("device-status").value;
-  const query = `?per_page=500${status ? `&status=${encodeURIComponent(status)}` : ""}`;
-  const [devices, inventory, total] = await Promise.all([
-    api("GET", API.devices + query),
-    api("GET", `${API.inventory}?per_page=500`),
-    api("GET", `${API.devices}/count${status ? `?status=${encodeURIComponent(status)}` : ""}`),
-  ]);
+  const filter = status ? `&status=${encodeURIComponent(status)}` : "";
+  const total = await api("GET", `${API.devices}/count${status ? `?status=${encodeURIComponent(status)}` : ""}`);
+  const pages = Math.max(1, Math.ceil(total.count / DEVICES_PER_PAGE));
+  devicePage = Math.min(devicePage, pages);
+  const devices = await api("GET", `${API.devices}?per_page=${DEVICES_PER_PAGE}&page=${devicePage}${filter}`);
+  const ids = devices.map((d) => `&id=${encodeURIComponent(d.id)}`).join("");
+  const inventory = devices.length
+    ? await api("GET", `${API.inventory}?per_page=${DEVICES_PER_PAGE}${ids}`) : [];
   const counted = `${total.count} device${total.count === 1 ? "" : "s"}`;
-  $("device-count").textContent = total.count > devices.length
-    ? `${counted}, the first ${devices.length} shown` : counted;
+  $("device-count").textContent = pages > 1 ? `${counted}, page ${devicePage} of ${pages}` : counted;
+  $("device-prev").disabled = devicePage <= 1;
+  $("device-next").disabled = devicePage >= pages;
+  $("device-pager").hidden = pages <= 1;
   const attrs = {};
   for (const item of inventory) {
     attrs[item.id] = Object.fromEntries(item.attributes.map((a) => [a.name, a.value]));
@@ -337,7 +354,9 @@ async function route() {
 $("login-form").addEventListener("submit", login);
 $("upload-form").addEventListener("submit", upload);
 $("deploy-form").addEventListener("submit", deploy);
-$("device-status").addEventListener("change", route);
+$("device-status").addEventListener("change", () => { devicePage = 1; route(); });
+$("device-prev").addEventListener("click", () => { devicePage = Math.max(1, devicePage - 1); route(); });
+$("device-next").addEventListener("click", () => { devicePage += 1; route(); });
 $("logout").addEventListener("click", () => logout());
 window.addEventListener("hashchange", () => { say(""); route(); });
 route();

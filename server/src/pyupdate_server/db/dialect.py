@@ -1,0 +1,168 @@
+"""Everything that differs between SQLite and PostgreSQL, in one place.
+
+The rest of the server speaks SQLAlchemy Core/ORM and portable SQL; what one engine
+spells differently (an upsert, a lock around migrations, sequences after a bulk
+copy, how a lost connection shows) lives here, and tests/server/test_dialect.py
+runs each function on both engines.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, Integer, Table, case, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from pyupdate_server.errors import ConfigError
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+# a constant of our own: every server process upgrading one database takes this lock
+MIGRATION_LOCK = 0x70797570  # "pyup"
+CONNECT_TIMEOUT = 5  # seconds: past this an unreachable database is reported, not waited on
+
+
+def parse_url(url: str) -> URL:
+    """`sqlite:///path` or `postgresql://user:pass@host:port/db`, as SQLAlchemy's URL
+    with the driver we ship (psycopg 3); anything else is a ConfigError."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url {url!r} is not a URL") from None
+    backend = parsed.get_backend_name()
+    if backend == SQLITE and parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        return parsed
+    if backend in ("postgresql", "postgres") and parsed.drivername in (
+        "postgresql",
+        "postgres",
+        "postgresql+psycopg",
+    ):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ConfigError(
+        f"database_url: {parsed.drivername!r} is not supported: "
+        "use sqlite:///path or postgresql://user:password@host:port/database"
+    )
+
+
+def safe_url(url: str) -> str:
+    """The URL for messages and logs: without the password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(invalid URL)"
+
+
+def engine_options(url: URL) -> dict[str, object]:
+    if url.get_backend_name() == SQLITE:
+        return {
+            "connect_args": {"check_same_thread": False, "timeout": 30},
+            "pool_size": 8,
+            "max_overflow": 32,
+        }
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "database_url is PostgreSQL but psycopg is not installed: "
+            "pip install 'pyupdate-server[postgresql]'"
+        ) from None
+    return {
+        "connect_args": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "pyupdate-server"},
+        "pool_size": 8,
+        "max_overflow": 16,
+        "pool_timeout": 10,
+        # after the database restarts, a pooled connection is dead: test it before use,
+        # so service resumes by itself instead of failing one request per stale connection
+        "pool_pre_ping": True,
+    }
+
+
+def serializes_writers(session: Session) -> bool:
+    """SQLite runs one write transaction at a time (Database.write: BEGIN IMMEDIATE), so
+    what it read stays true until commit; PostgreSQL needs row locks for that."""
+    return session.get_bind().dialect.name == SQLITE
+
+
+def insert(session_or_conn: Session | Connection, table: Table):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT construct: the one with `on_conflict_do_*`."""
+    name = session_or_conn.get_bind().dialect.name
+    return (postgresql.insert if name == POSTGRESQL else sqlite.insert)(table)
+
+
+def count_hit(session: Session, table: Table, key: str, now: int, window: int) -> tuple[int, int]:
+    """Add one to the fixed-window counter `key` and return (count, expires).
+
+    One INSERT ... ON CONFLICT DO UPDATE: two processes counting a new key at once
+    both succeed (one inserts, the other updates); an expired window starts over.
+    """
+    c = table.c
+    fresh = c.expires <= now  # the stored window is over: this hit starts a new one
+    stmt = insert(session, table).values(key=key, count=1, expires=now + window)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[c.key],
+        set_={
+            "count": case((fresh, 1), else_=c["count"] + 1),
+            "expires": case((fresh, now + window), else_=c.expires),
+        },
+    ).returning(c["count"], c.expires)
+    row = session.execute(stmt).one()
+    return int(row[0]), int(row[1])
+
+
+def snapshot(engine: Engine) -> Connection:
+    """A connection whose transactions read one consistent snapshot of the database.
+
+    SQLite's deferred BEGIN already does (WAL: the snapshot of the first read is kept
+    until the end); PostgreSQL's default READ COMMITTED takes a new one per statement.
+    """
+    conn = engine.connect()
+    if conn.dialect.name == POSTGRESQL:
+        return conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn
+
+
+def lock_for_migration(conn: Connection) -> None:
+    """Several processes starting at once upgrade the schema one after the other.
+
+    On SQLite the migration's BEGIN IMMEDIATE already excludes the others (migrate.py);
+    on PostgreSQL an advisory lock held until the migration's transaction ends does.
+    """
+    if conn.dialect.name == POSTGRESQL:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+
+
+def reset_sequences(conn: Connection, tables: list[Table]) -> None:
+    """After rows were copied in with their ids, the next generated id follows them."""
+    if conn.dialect.name != POSTGRESQL:
+        return  # SQLite's INTEGER PRIMARY KEY continues from the largest rowid
+    for table in tables:
+        pk = list(table.primary_key.columns)
+        if len(pk) != 1 or not isinstance(pk[0].type, Integer):
+            continue
+        top = conn.scalar(select(func.max(pk[0])))
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence(:t, :c), :v, :called)"),
+            {"t": table.name, "c": pk[0].name, "v": top or 1, "called": top is not None},
+        )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database is gone (down, restarting, unreachable, out of connections), as
+    opposed to a bug or a bad statement: the request may simply be tried again."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    try:
+        import psycopg
+    except ImportError:
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None and isinstance(orig, psycopg.OperationalError):
+        return True
+    # SQLite: another process holds the write lock past busy_timeout
+    return "database is locked" in str(orig)
