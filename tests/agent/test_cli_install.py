@@ -230,3 +230,41 @@ def test_url_install_resumes_within_the_daemons_limits(host, rootfs_artifact, ca
     assert requests == 2
     assert host.env() == env_before
     assert history(host)[-1].result == "failure"
+
+
+def _deep_header_artifact(path):
+    """An unsigned artifact whose header-info nests 100,000 deep (issue 16)."""
+    import hashlib
+    import io
+    import tarfile
+
+    from pyupdate_artifact.format.version import VERSION_BYTES
+    from pyupdate_artifact.tarsafe import end_of_archive, member
+
+    header_info = b'{"payloads":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    header = member("header-info", header_info) + end_of_archive()
+    manifest = "".join(
+        f"{hashlib.sha256(body).hexdigest()}  {name}\n"
+        for name, body in (("header.tar", header), ("version", VERSION_BYTES))
+    ).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, body in (
+            ("version", VERSION_BYTES),
+            ("manifest", manifest),
+            ("header.tar", header),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def test_install_of_deeply_nested_header_json_is_invalid_not_internal(host, tmp_path, capsys):
+    art = _deep_header_artifact(tmp_path / "deep.mender")
+    capsys.readouterr()
+    assert host.cli("install", str(art)) == 6  # Exit.INVALID, as every format error
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].endswith("header-info: JSON nests deeper than 32 levels"), err
+    assert host.env()["upgrade_available"] == "0"

@@ -128,6 +128,7 @@ def test_v1_post_answering_204_means_no_deployment(serve) -> None:
         b'{"id": "x", "artifact": {"artifact_name": "a", "source": {}}}',
         b'{"id": "x", "artifact": {"artifact_name": "a", "source": {"uri": "u"},'
         b' "device_types_compatible": 5}}',
+        b'{"id": "x", "artifact": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # issue 16
     ],
 )
 def test_a_malformed_deployment_is_one_line_error(serve, body: bytes) -> None:

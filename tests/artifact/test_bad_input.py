@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tarfile
 import zlib
 from pathlib import Path
@@ -587,3 +588,85 @@ def test_reading_from_a_directory_is_an_input_error(cli, tmp_path: Path):
 
 def test_version_bytes_constant_is_what_the_fixture_writes():
     assert io.BytesIO(VERSION_BYTES).read() == b'{"format":"mender","version":3}'
+
+
+# --- hostile headers (issue 16; docs/artifact-format.md#limits) ------------------------------
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("where", ["header-info", "type-info", "meta-data"])
+def test_json_nested_100000_deep_is_one_line_not_a_recursion_error(cli, tmp_path: Path, where: str):
+    parts = Parts()
+    members = [
+        ("header-info", json.dumps(parts.header_info).encode()),
+        ("headers/0000/type-info", json.dumps(parts.type_info).encode()),
+        ("headers/0000/meta-data", b'{"a":1}'),
+    ]
+    name = {"header-info": "header-info", "type-info": "headers/0000/type-info"}.get(
+        where, "headers/0000/meta-data"
+    )
+    members = [(n, b'{"a":' + DEEP + b"}" if n == name else body) for n, body in members]
+    parts.header_members = members
+    _check(cli, tmp_path, parts.build(), 4, f"{name}: JSON nests deeper than 32 levels")
+
+
+def test_json_nested_deep_in_the_version_member_is_one_line(cli, tmp_path: Path):
+    members = Parts().members()
+    members[0] = ("version", b"[" * 2000 + b"]" * 2000)
+    _check(cli, tmp_path, tar_bytes(members), 4, "version: JSON nests deeper than 32 levels")
+
+
+def test_json_over_one_mib_is_refused_before_it_is_parsed(cli, tmp_path: Path):
+    big = b'{"a":"' + b"x" * (1 << 20) + b'"}'
+    _check(cli, tmp_path, Parts(meta_data=big).build(), 4, "JSON of 1048584 bytes, more than")
+
+
+def test_json_at_the_depth_limit_and_brackets_in_strings_are_read(cli, tmp_path: Path):
+    # 32 levels in all (the object itself is one); brackets inside strings do not count
+    nested = b'{"a":' + b"[" * 31 + b'"[[[[{{{{\\"]"' + b"]" * 31 + b"}"
+    assert _validate(cli, tmp_path, Parts(meta_data=nested).build()).rc == 0
+
+
+def test_duplicate_state_script_name_is_refused(cli, tmp_path: Path):
+    parts = Parts()
+    parts.header_members = [
+        ("header-info", json.dumps(parts.header_info).encode()),
+        ("scripts/ArtifactInstall_Enter_00", b"#!/bin/sh\necho one\n"),
+        ("scripts/ArtifactInstall_Enter_00", b"#!/bin/sh\necho two\n"),
+        ("headers/0000/type-info", json.dumps(parts.type_info).encode()),
+        ("headers/0000/meta-data", b""),
+    ]
+    _check(
+        cli, tmp_path, parts.build(), 4, "duplicate state script scripts/ArtifactInstall_Enter_00"
+    )
+
+
+# --- after the end-of-archive marker: as Go's archive/tar (tests/interop/test_artifact_trailer.py)
+def _first_zero_block_then(tail: bytes) -> bytes:
+    return tar_bytes(Parts().members(), trailer=False) + bytes(tarsafe.BLOCK) + tail
+
+
+def test_a_non_zero_block_after_the_first_zero_block_is_refused(cli, tmp_path: Path):
+    data = _first_zero_block_then(b"J" * tarsafe.BLOCK)
+    _check(cli, tmp_path, data, 4, "artifact: data after the tar's end-of-archive marker")
+
+
+def test_a_part_block_after_the_first_zero_block_is_truncated(cli, tmp_path: Path):
+    _check(cli, tmp_path, _first_zero_block_then(bytes(100)), 4, "unexpected end of data")
+
+
+def test_a_non_zero_block_after_the_end_of_a_payload_tar_is_refused(cli, tmp_path: Path):
+    parts = Parts()
+    data_tar = tar_bytes(list(parts.files.items()), trailer=False) + bytes(512) + b"J" * 512
+    members = parts.members()
+    members[3] = ("data/0000.tar.gz", gzip.compress(data_tar, mtime=0))
+    _check(cli, tmp_path, tar_bytes(members), 4, "data/0000.tar.gz: data after the tar's")
+
+
+@pytest.mark.parametrize(
+    "tail", [b"", bytes(tarsafe.BLOCK), bytes(tarsafe.BLOCK) + bytes(20 * tarsafe.BLOCK)]
+)
+def test_the_end_marker_alone_one_block_or_padded_with_zeros_is_read(
+    cli, tmp_path: Path, tail: bytes
+):
+    assert _validate(cli, tmp_path, _first_zero_block_then(tail)).rc == 0

@@ -250,3 +250,28 @@ def test_internal_errors_are_one_line_unless_debug(
     assert err == "error: internal error: RuntimeError: boom (rerun with --debug)\n"
     with pytest.raises(RuntimeError):
         main(["--debug", "validate", str(rootfs)])
+
+
+def test_write_refuses_meta_data_the_reader_would_refuse(cli, tmp_path: Path):
+    (tmp_path / "a.txt").write_text("A")
+    meta = tmp_path / "meta.json"
+    meta.write_bytes(b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    out = tmp_path / "m.mender"
+    result = cli(
+        "write", "module-image", "-T", "t", "-n", "n", "-t", "d",
+        "-f", tmp_path / "a.txt", "-m", meta, "-o", out,
+    )  # fmt: skip
+    assert_one_error_line(result, 3, "meta.json: JSON nests deeper than 32 levels")
+    assert not out.exists()
+
+
+def test_write_refuses_the_same_state_script_twice(cli, tmp_path: Path, rootfs: Path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "ArtifactInstall_Enter_00").write_text("#!/bin/sh\n")
+    result = cli(
+        "write", "rootfs-image", "-n", "r", "-t", "d", "-f", rootfs, "-o", tmp_path / "a.mender",
+        "-s", first / "ArtifactInstall_Enter_00", "-s", second / "ArtifactInstall_Enter_00",
+    )  # fmt: skip
+    assert_one_error_line(result, 2, "script ArtifactInstall_Enter_00 is given twice")

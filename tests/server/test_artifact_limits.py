@@ -1,7 +1,7 @@
-"""An artifact whose header JSON nests 100,000 deep is a 400 with one line, not a 500.
+"""An artifact whose header JSON nests 100,000 deep is refused with one line, not a 500.
 
-The reader (pyupdate_artifact) has no depth limit of its own yet; the server guards its
-call into it (services/artifacts.py)."""
+The reader's own limit (32 levels, docs/artifact-format.md#limits) refuses it like any
+other invalid artifact: 422, nothing stored."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def deep_header_artifact(path, depth: int = 100_000):  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("depth", [100_000, 3_000])
-def test_deep_header_json_is_400_with_one_line(client, admin, tmp_path, depth):
+def test_deep_header_json_is_422_with_one_line(client, admin, tmp_path, depth):
     r = upload(client, admin, deep_header_artifact(tmp_path / "deep.mender", depth))
-    assert r.status_code == 400, r.text
-    assert r.json()["error"] == "artifact rejected: header JSON nests too deep"
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == ("artifact rejected: header-info: JSON nests deeper than 32 levels")
     assert client.get("/api/management/v1/deployments/artifacts", headers=admin).json() == []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyupdate_artifact.errors import ArtifactError
+from pyupdate_artifact.printable import printable
 
 from . import __version__
 from .config import DEFAULT_CONFIG, DEFAULT_DATA, load_config
@@ -68,10 +69,10 @@ def cmd_install(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if result.committed:
-        print(f"installed and committed {result.artifact_name}")
+        print(f"installed and committed {printable(result.artifact_name)}")
     else:
         print(
-            f"installed {result.artifact_name}: "
+            f"installed {printable(result.artifact_name)}: "
             + ("reboot, then " if result.needs_reboot != "No" else "")
             + "run 'pyupdate commit' to keep it or 'pyupdate rollback' to drop it"
         )
@@ -89,7 +90,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
         name = commit(device, store)
     finally:
         store.close()
-    print(f"committed {name}")
+    print(f"committed {printable(name)}")
     return Exit.OK
 
 
@@ -102,7 +103,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         name = rollback(device, store)
     finally:
         store.close()
-    print(f"rolled back {name}")
+    print(f"rolled back {printable(name)}")
     return Exit.OK
 
 
@@ -117,7 +118,7 @@ def _provides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_show_artifact(args: argparse.Namespace) -> int:
-    print(_provides(args)["artifact_name"])
+    print(printable(_provides(args)["artifact_name"]))
     return Exit.OK
 
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(args: argparse.Namespace, err: Exception) -> None:
     if args.log_level == "debug":
         logging.getLogger("pyupdate_agent").exception("failed")
-    print(f"error: {err}", file=sys.stderr)
+    print(f"error: {printable(str(err))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

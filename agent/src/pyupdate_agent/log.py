@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyupdate_artifact.printable import printable
+
+from .private import private_file
+
 ROOT = "pyupdate_agent"
 KEEP_LOGS = 5
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -47,7 +51,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
         line = f"{record.levelname.lower()}: {record.getMessage()}"
-        return f"{line} ({extra})" if extra else line
+        # messages quote artifact names and scripts' output: no raw escapes on a terminal
+        return printable(f"{line} ({extra})" if extra else line)
 
 
 def setup_logging(level: str = "warning", json_lines: bool = False) -> None:
@@ -83,6 +88,7 @@ def new_log_path(data_dir: Path, update_id: str) -> Path:
 def deployment_log(path: Path) -> Iterator[None]:
     """Append everything the agent logs at info or above to `path` while inside."""
     logger = logging.getLogger(ROOT)
+    private_file(path)  # scripts' and modules' output: for root's eyes only
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter())
     handler.setLevel(logging.INFO)

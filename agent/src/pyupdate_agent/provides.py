@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyupdate_artifact.printable import printable
+
 from . import keyvalue
 from .config import Config
 from .errors import ConfigError
@@ -52,4 +54,7 @@ def current_provides(store: Store | None, config: Config) -> dict[str, str]:
 
 def format_provides(provides: dict[str, str]) -> str:
     """`key=value` lines, sorted, as `mender show-provides` prints them."""
-    return "".join(f"{key}={value}\n" for key, value in sorted(provides.items()))
+    # escaped: keys and values come from artifacts (docs/agent.md, "Commands")
+    return "".join(
+        f"{printable(key)}={printable(value)}\n" for key, value in sorted(provides.items())
+    )

@@ -29,6 +29,7 @@ from pathlib import Path
 from .core.record import Deployment, InFlight, Phase, Record
 from .core.states import State
 from .errors import StoreError
+from .private import FILE_MODE, private_dir, private_file, tighten
 
 __all__ = ["STORE_NAME", "HistoryEntry", "InFlight", "Phase", "Record", "Store", "new_update_id"]
 
@@ -205,6 +206,10 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # SQLite gives the -wal and -shm files the database's mode: 0600 for all three
+        private_file(path)
+        for suffix in ("-wal", "-shm"):
+            tighten(path.with_name(path.name + suffix), FILE_MODE)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -222,7 +227,7 @@ class Store:
             return None
         if create:
             try:
-                data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                private_dir(data_dir)
             except OSError as err:
                 raise StoreError(f"{data_dir}: cannot create data dir ({err.strerror})") from None
         return cls(path)

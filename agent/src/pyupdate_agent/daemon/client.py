@@ -127,7 +127,7 @@ def token_expiry(token: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         exp = claims.get("exp") if isinstance(claims, dict) else None
         return float(exp) if isinstance(exp, int | float) else None
-    except (IndexError, ValueError, binascii.Error):
+    except (IndexError, ValueError, binascii.Error, RecursionError):
         return None
 
 
@@ -285,7 +285,7 @@ def _message(data: bytes) -> str:
         doc = json.loads(data)
         if isinstance(doc, dict) and isinstance(doc.get("error"), str):
             return f"({doc['error'][:200]})"
-    except ValueError:
+    except (ValueError, RecursionError):  # json recurses per level: deep nesting ends here
         pass
     return ""
 
@@ -302,7 +302,7 @@ def _deployment(status: int, data: bytes) -> Deployment | None:
             uri=str(artifact["source"]["uri"]),
             device_types=tuple(str(t) for t in artifact["device_types_compatible"]),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deep JSON
         raise ServerError("deployment check: malformed answer from the server") from None
     if not deployment.device_types:
         raise ServerError("deployment check: answer lists no compatible device types")

@@ -20,6 +20,7 @@ from pyupdate_artifact.errors import KeyFileError
 
 from .. import keyvalue
 from ..errors import AgentError
+from ..private import DIR_MODE, FILE_MODE, tighten
 
 # The key is used through pyupdate_artifact.crypto, which picks `cryptography` when
 # installed and libcrypto through ctypes otherwise (a device needs no Rust to build).
@@ -56,6 +57,7 @@ class DeviceKey:
         except KeyFileError as err:
             raise IdentityError(f"{path}: {err}") from None
         if path.exists():
+            tighten(path, FILE_MODE)  # a key another tool wrote 0644
             try:
                 key = chosen.load_private(path.read_bytes())
             except OSError as err:
@@ -75,7 +77,8 @@ class DeviceKey:
             pem = new.pem()
         except KeyFileError as err:
             raise IdentityError(f"{path}: cannot generate the device key ({err})") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # a new dir is private; an existing one may be shared (/etc): left as it is
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # an old .tmp may have another mode

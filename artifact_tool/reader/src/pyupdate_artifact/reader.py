@@ -244,6 +244,8 @@ def _parse_header_tar(
         if script != member.name and NAME_RE.match(script):
             if type_infos:
                 raise FormatError(f"{where}: script {member.name} after the payload headers")
+            if script in scripts:  # one would silently replace the other
+                raise FormatError(f"{where}: duplicate state script {member.name}")
             scripts[script] = body
             continue
         match = _HEADERS_FILE.match(member.name)

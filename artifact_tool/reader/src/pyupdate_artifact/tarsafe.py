@@ -16,6 +16,7 @@ from .errors import FormatError
 BLOCK = 512
 _REGULAR = (b"0", b"\0", b"7")
 _MAX_PAX = 1 << 20
+_TRAILER_CHUNK = 64 << 10
 
 
 class ByteSource(Protocol):
@@ -130,6 +131,7 @@ class TarReader:
             if len(block) < BLOCK:
                 block += read_exact(self._src, BLOCK - len(block), self._where)
             if block == bytes(BLOCK):
+                self._end_of_archive()
                 self.ended = True
                 return None
             if not _checksum_ok(block):
@@ -193,10 +195,23 @@ class TarReader:
         return data
 
     def finish(self) -> None:
-        """Consume the rest of the end-of-archive marker (the second zero block)."""
-        # The second zero block and any record padding are optional for readers.
-        while self._src.read(BLOCK):
+        """Consume what follows the end-of-archive marker (record padding, or anything:
+        Go's reader, and so mender-artifact, never reads past the two zero blocks)."""
+        while self._src.read(_TRAILER_CHUNK):
             pass
+
+    def _end_of_archive(self) -> None:
+        """After the first zero block: EOF, or a second zero block; as Go's archive/tar."""
+        block = self._src.read(BLOCK)
+        if not block:
+            return
+        if len(block) < BLOCK:
+            block += read_exact(self._src, BLOCK - len(block), self._where)
+        if block != bytes(BLOCK):
+            raise FormatError(
+                f"{self._where}: data after the tar's end-of-archive marker"
+                " (a zero block must follow the first one)"
+            )
 
 
 def _header_name(block: bytes) -> str:

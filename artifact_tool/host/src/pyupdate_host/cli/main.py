@@ -14,6 +14,7 @@ from types import ModuleType
 
 from pyupdate_artifact.errors import ArtifactError
 from pyupdate_artifact.heap import keep_freed_buffers
+from pyupdate_artifact.printable import printable
 
 from .. import __version__
 from . import read, sign, validate, write
@@ -53,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except ArtifactError as err:
-        sys.stderr.write(f"error: {err}\n")
+        # the message may quote the artifact's own names: no raw escape sequences
+        sys.stderr.write(f"error: {printable(str(err))}\n")
         return err.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
@@ -64,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         sys.stderr.write(
-            f"error: internal error: {type(err).__name__}: {err} (rerun with --debug)\n"
+            f"error: internal error: {type(err).__name__}: {printable(str(err))}"
+            " (rerun with --debug)\n"
         )
         return 1
 

@@ -40,6 +40,8 @@ def check_scripts(paths: list[str] | None) -> tuple[Path, ...]:
                 f"script {path.name}: state {match.group(1)} cannot be in an artifact "
                 "(Idle, Sync and Download scripts live on the device)"
             )
+        if any(seen.name == path.name for seen in scripts):
+            raise UsageError(f"script {path.name} is given twice: an artifact holds one per name")
         scripts.append(path)
     return tuple(scripts)
 

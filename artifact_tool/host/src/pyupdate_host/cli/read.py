@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pyupdate_artifact.printable import printable
+
 from .options import add_quiet, progress_for, verifiers
 
 if TYPE_CHECKING:
@@ -63,7 +65,14 @@ def as_json(header: ArtifactHeader) -> dict:
     }
 
 
+def _depends_value(values: object) -> str:
+    """A depends value as mender-artifact prints it: a string, or a list's repr."""
+    return printable(values) if isinstance(values, str) else printable(str(values))
+
+
 def _text(header: ArtifactHeader) -> str:
+    """mender-artifact's layout; every string from the artifact goes through printable()."""
+    p = printable
     info = header.header_info
     if header.signature_verified:
         signature = "signed and verified correctly"
@@ -73,39 +82,44 @@ def _text(header: ArtifactHeader) -> str:
         signature = "no signature"
     lines = [
         "Mender artifact:",
-        f"  Name: {header.artifact_name}",
+        f"  Name: {p(header.artifact_name)}",
         "  Format: mender",
         f"  Version: {header.format_version}",
         f"  Signature: {signature}",
-        f"  Compatible devices: '[{' '.join(info.device_types)}]'",
-        f"  Provides group: {info.artifact_group or ''}",
-        f"  Depends on one of artifact(s): [{', '.join(info.depends_names)}]",
-        f"  Depends on one of group(s): [{', '.join(info.depends_groups)}]",
+        f"  Compatible devices: '[{p(' '.join(info.device_types))}]'",
+        f"  Provides group: {p(info.artifact_group or '')}",
+        f"  Depends on one of artifact(s): [{p(', '.join(info.depends_names))}]",
+        f"  Depends on one of group(s): [{p(', '.join(info.depends_groups))}]",
         "  State scripts:",
-        *(f"    {name}" for name in sorted(header.scripts)),
+        *(f"    {p(name)}" for name in sorted(header.scripts)),
         "",
         "Updates:",
     ]
-    for p in header.payloads:
-        ti = p.type_info
-        lines += [f"    {p.index}:", f"    Type:   {p.type if p.type is not None else 'null'}"]
+    for payload in header.payloads:
+        ti = payload.type_info
+        lines += [
+            f"    {payload.index}:",
+            f"    Type:   {p(payload.type) if payload.type is not None else 'null'}",
+        ]
         lines += ["    Provides:" if ti.provides else "    Provides: Nothing"]
-        lines += [f"\t{k}: {v}" for k, v in sorted(ti.provides.items())]
+        lines += [f"\t{p(k)}: {p(v)}" for k, v in sorted(ti.provides.items())]
         lines += ["    Depends:" if ti.depends else "    Depends: Nothing"]
-        lines += [f"\t{k}: {v}" for k, v in sorted(ti.depends.items())]
-        clears = ", ".join(f'"{c}"' for c in ti.clears_provides or ())
+        lines += [f"\t{p(k)}: {_depends_value(v)}" for k, v in sorted(ti.depends.items())]
+        clears = ", ".join(f'"{p(c)}"' for c in ti.clears_provides or ())
         lines += [
             f"    Clears Provides: [{clears}]"
             if ti.clears_provides
             else "    Clears Provides: Nothing"
         ]
         lines += [
-            f"    Metadata: {json.dumps(p.meta_data)}" if p.meta_data else "    Metadata: Nothing"
+            f"    Metadata: {json.dumps(payload.meta_data)}"
+            if payload.meta_data
+            else "    Metadata: Nothing"
         ]
-        lines += ["    Files:" if p.files else "    Files: None"]
-        for f in p.files:
+        lines += ["    Files:" if payload.files else "    Files: None"]
+        for f in payload.files:
             lines += [
-                f"      name:     {f.name}",
+                f"      name:     {p(f.name)}",
                 f"      size:     {f.size}",
                 f"      checksum: {f.sha256}",
             ]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from pyupdate_artifact import compression
-from pyupdate_artifact.errors import InputError, UsageError
-from pyupdate_artifact.format.gojson import go_json
+from pyupdate_artifact.errors import FormatError, InputError, UsageError
+from pyupdate_artifact.format.gojson import go_json, loads_limited
 
 from ..defaults import software_defaults
 from .options import add_quiet, check_scripts, key_values, progress_for
@@ -105,11 +104,11 @@ def run(args: argparse.Namespace) -> int:
         payload_type = args.type
         if args.meta_data:
             try:
-                doc = json.loads(Path(args.meta_data).read_bytes())
+                doc = loads_limited(Path(args.meta_data).read_bytes(), args.meta_data)
             except OSError as err:
                 raise InputError(f"{args.meta_data}: {err.strerror}") from None
-            except ValueError as err:
-                raise InputError(f"{args.meta_data}: invalid JSON ({err})") from None
+            except FormatError as err:  # the reader's limits, so what we write it reads
+                raise InputError(str(err)) from None
             if not isinstance(doc, dict):
                 raise InputError(f"{args.meta_data}: meta-data must be a JSON object")
             meta = go_json(doc, sort_keys=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import FormatError
+from .gojson import check_limits
 
 # mender-artifact writes exactly these 31 bytes; its sha256 is constant for v3.
 VERSION_BYTES = b'{"format":"mender","version":3}'
@@ -13,6 +14,7 @@ SUPPORTED_VERSIONS = (3,)
 
 def parse_version(data: bytes) -> int:
     """Return the format version, refusing anything but a v3 Mender artifact."""
+    check_limits(data, "version")
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):
