@@ -145,12 +145,14 @@ def test_output_lands_in_the_deployment_log(dirs, tmp_path):
     logging.getLogger("pyupdate_agent")
 
 
-def test_a_background_child_holding_the_output_is_not_waited_for(dirs, monkeypatch):
+@pytest.mark.parametrize("start", ["", "setsid "], ids=["same-group", "setsid"])
+def test_a_background_child_holding_the_output_is_not_waited_for(dirs, monkeypatch, start):
     """The script's exit is its end (process.py): a daemon it started that keeps stdout
-    open neither holds the agent until the timeout nor turns into a timeout failure."""
+    open neither holds the agent until the timeout nor turns into a timeout failure,
+    also when it left the script's process group with setsid (issue 16)."""
     monkeypatch.setattr("pyupdate_agent.process.PUMP_JOIN", 0.2)
     etc, _, out = dirs
-    script(etc, "Download_Enter_01", f"(sleep 3; echo late >> {out}) & echo started")
+    script(etc, "Download_Enter_01", f"{start}sh -c 'sleep 3; echo late >> {out}' & echo started")
     start = time.monotonic()
     runner(dirs, timeout=30).run("Download", "Enter")
     assert time.monotonic() - start < 2

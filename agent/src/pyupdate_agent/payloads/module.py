@@ -132,19 +132,29 @@ class _FileWriter:
     """A payload file into `files/<name>` (the "Mender downloader" case)."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
 
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as err:
+            # a full data partition is the likely cause: say so in the one line, and
+            # give the room back now rather than at the next command's cleanup
+            os.close(self._fd)
+            self._fd = -1
+            self._path.unlink(missing_ok=True)
+            raise ModuleError(f"writing payload file {self._path.name}: {err.strerror}") from None
 
     def finish(self) -> None:
         os.fsync(self._fd)
         os.close(self._fd)
 
     def abort(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
 
 
 class _StreamWriter:
