@@ -317,9 +317,27 @@ def test_a_resume_answered_from_an_earlier_byte_drops_what_it_has(serve) -> None
 
 
 @pytest.mark.parametrize(
+    "answer",
+    [
+        lambda h, start: h.reply(200, BLOB[start:],
+            {"Content-Range": f"bytes {start}-{len(BLOB) - 1}/{len(BLOB)}"}),
+        lambda h, start: h.reply(200, BLOB),
+    ],
+    ids=["200-with-content-range", "200-whole-body-again"],
+)  # fmt: skip
+def test_a_resume_answered_200_goes_on_where_it_stopped(serve, answer) -> None:
+    """rclone's S3 server answers a Range with 200 + Content-Range; a server that ignores
+    Range sends everything again. Either way the download ends with exactly the blob."""
+    server, client = serve(_ranged(BLOB, 100_000, on_range=answer))
+    download = _open(server, client)
+    assert _read_all(download) == BLOB
+    assert download.resumes == 1
+
+
+@pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (lambda h, start: h.reply(200, BLOB), "cannot resume"),
+        (lambda h, start: h.reply(200, BLOB[start:]), "cannot resume"),
         (lambda h, start: h.reply(206, BLOB[start:]), "cannot resume"),
         (lambda h, start: h.reply(206, BLOB[start:],
             {"Content-Range": f"bytes {start}-{len(BLOB)}/{len(BLOB) + 1}"}), "does not fit"),
@@ -328,7 +346,7 @@ def test_a_resume_answered_from_an_earlier_byte_drops_what_it_has(serve) -> None
         (lambda h, start: h.reply(206, BLOB[start:],
             {"Content-Range": f"bytes */{len(BLOB)}"}), "cannot resume"),
     ],
-    ids=["200-on-resume", "206-no-content-range", "other-total", "later-start", "bad-range"],
+    ids=["200-part-without-content-range", "206-no-content-range", "other-total", "later-start", "bad-range"],
 )  # fmt: skip
 def test_a_resume_that_does_not_fit_is_refused(serve, answer, message: str) -> None:
     server, client = serve(_ranged(BLOB, 100_000, on_range=answer))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import httpx
 from fastapi.testclient import TestClient
 
 from pyupdate_testing.device_keys import device_key, pubkey_pem, sign
@@ -76,3 +77,26 @@ def upload(client, admin, path, description: str = ""):  # type: ignore[no-untyp
             data={"description": description},
             headers=admin,
         )
+
+
+def fetch(client: TestClient, uri: str, method: str = "GET", **kwargs: object) -> httpx.Response:
+    """A download link as a device follows it: our own routes in-process, an object
+    store's presigned URL over the network."""
+    if uri.startswith(str(client.base_url)):
+        return client.request(method, uri, **kwargs)  # type: ignore[arg-type]
+    return httpx.request(method, uri, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def stored_blobs(client: TestClient) -> list[str]:
+    """The artifact store's contents: files, or objects and open multipart uploads."""
+    store = client.app.state.server.store  # type: ignore[attr-defined]
+    if store.name == "local":
+        return sorted(p.name for p in store.root.iterdir())
+    bucket, prefix = store.location.bucket, store.location.key("")
+    listed = store.client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    try:
+        uploads = store.client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+    except store.client.exceptions.NoSuchUpload:  # rclone's answer to "none yet"
+        uploads = {}
+    return sorted(keys + [f"open upload {u['Key']}" for u in uploads.get("Uploads", [])])

@@ -17,6 +17,7 @@ def test_health_and_metrics(client):
     ready = client.get("/health/ready")
     assert ready.status_code == 200, ready.text
     assert ready.json()["status"] == "ready"
+    assert ready.json()["storage"] == "local"
     client.post("/api/devices/v1/authentication/auth_requests", content=b"x")
     text = client.get("/metrics").text
     assert "pyupdate_http_requests_total" in text

@@ -1,4 +1,6 @@
-"""Artifacts: validated upload, 409 on duplicates, list/show/download/delete, signatures."""
+"""Artifacts: validated upload, 409 on duplicates, list/show/download/delete, signatures.
+
+Tests marked s3 run with the local store and with an S3 store (conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
-from server_helpers import ADMIN, upload
+from server_helpers import ADMIN, fetch, stored_blobs, upload
 
 from pyupdate_server.app import create_app
 from pyupdate_server.services.users import create_user
@@ -23,6 +25,7 @@ def _stored_files(settings) -> list[Path]:
     return sorted((settings.data_dir / "artifacts").iterdir())
 
 
+@pytest.mark.s3
 def test_upload_then_list_show_download(client, admin, settings, tmp_path):
     path = write_test_artifact(tmp_path / "r1.mender", "release-1")
     r = upload(client, admin, path, "first")
@@ -37,22 +40,26 @@ def test_upload_then_list_show_download(client, admin, settings, tmp_path):
     assert shown["updates"] == [{"type_info": {"type": "single-file"}}]
     assert shown["artifact_provides"]["rootfs-image.single-file.version"] == "release-1"
     link = client.get(f"{ARTS}/{artifact_id}/download", headers=admin).json()
-    body = client.get(link["uri"])
+    body = fetch(client, link["uri"])
     assert body.status_code == 200
     assert body.content == path.read_bytes()
+    assert [b.rsplit("/", 1)[-1] for b in stored_blobs(client)] == [f"{artifact_id}.mender"]
     assert not list((settings.data_dir / "tmp").iterdir())
 
 
+@pytest.mark.s3
 def test_same_name_and_depends_is_409_other_device_type_is_not(client, admin, tmp_path):
     a = write_test_artifact(tmp_path / "a.mender", "rel")
     assert upload(client, admin, a).status_code == 201
     dup = upload(client, admin, a)
     assert dup.status_code == 409
     assert "already exists" in dup.json()["error"]
+    assert len(stored_blobs(client)) == 1  # the refused copy never reached the store
     b = write_test_artifact(tmp_path / "b.mender", "rel", device_types=("other",))
     assert upload(client, admin, b).status_code == 201
 
 
+@pytest.mark.s3
 def test_corrupt_artifact_is_refused_with_the_readers_message(client, admin, settings, tmp_path):
     path = write_test_artifact(tmp_path / "c.mender", "broken", payload=os.urandom(200000))
     data = bytearray(path.read_bytes())
@@ -62,10 +69,11 @@ def test_corrupt_artifact_is_refused_with_the_readers_message(client, admin, set
     assert r.status_code == 422
     assert r.json()["error"].startswith("artifact rejected: ")
     assert client.get(ARTS, headers=admin).json() == []
-    assert _stored_files(settings) == []
+    assert stored_blobs(client) == []
     assert not list((settings.data_dir / "tmp").iterdir())
 
 
+@pytest.mark.s3
 @pytest.mark.parametrize(
     "content",
     [b"", b"not a tar at all" * 100, b"\0" * 10240],
@@ -76,7 +84,7 @@ def test_garbage_upload_is_4xx_and_nothing_stored(client, admin, settings, tmp_p
     r = upload(client, admin, path)
     assert 400 <= r.status_code < 500
     assert r.json()["error"]
-    assert _stored_files(settings) == []
+    assert stored_blobs(client) == []
 
 
 def test_upload_without_artifact_part_is_400(client, admin):
@@ -109,12 +117,14 @@ def test_anonymous_upload_is_401(client, tmp_path):
     assert upload(client, {}, path).status_code == 401
 
 
+@pytest.mark.s3
 def test_delete_removes_row_and_file(client, admin, settings, tmp_path):
     path = write_test_artifact(tmp_path / "d.mender", "del")
     artifact_id = upload(client, admin, path).headers["location"].rsplit("/", 1)[1]
+    assert len(stored_blobs(client)) == 1
     assert client.delete(f"{ARTS}/{artifact_id}", headers=admin).status_code == 204
     assert client.get(f"{ARTS}/{artifact_id}", headers=admin).status_code == 404
-    assert _stored_files(settings) == []
+    assert stored_blobs(client) == []
 
 
 def _keys(tmp_path):

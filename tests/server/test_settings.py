@@ -69,3 +69,28 @@ def test_unsupported_database_url_is_refused_with_one_line():
     with pytest.raises(ConfigError, match="'mysql' is not supported: use sqlite") as err:
         load_settings(None, {"PYUPDATE_SERVER_DATABASE_URL": "mysql://u@h/db"})
     assert "\n" not in str(err.value)
+
+
+def test_storage_and_s3_settings_from_file_env_and_flags(tmp_path):
+    conf = tmp_path / "s.toml"
+    conf.write_text('storage = "s3://artifacts/prod"\ns3_endpoint_url = "http://minio:9000"\n')
+    env = {"PYUPDATE_SERVER_S3_SECRET_ACCESS_KEY": "secret", "PYUPDATE_SERVER_S3_REGION": "eu"}
+    s = load_settings(conf, env, storage="s3://other-bucket")
+    assert (s.storage, s.s3_endpoint_url, s.s3_region, s.s3_secret_access_key) == (
+        "s3://other-bucket", "http://minio:9000", "eu", "secret"
+    )  # fmt: skip
+    assert load_settings(None, {}).storage is None  # local files by default
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("file:///srv/artifacts", "expected s3://bucket/prefix"),
+        ("s3://", "not a valid S3 bucket name"),
+        ("s3://Upper_Case/x", "not a valid S3 bucket name"),
+        ("s3://bucket/a/../b", "'..' part"),
+    ],
+)
+def test_bad_storage_url_is_one_line(url, why):
+    with pytest.raises(ConfigError, match=why):
+        load_settings(None, {"PYUPDATE_SERVER_STORAGE": url})

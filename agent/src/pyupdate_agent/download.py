@@ -1,7 +1,9 @@
 """The one artifact download, the daemon's and `pyupdate install URL`'s: it survives
 dropped connections with `Range: bytes=<offset>-` from the last byte.
 
-The answer to a resume must be 206 with a Content-Range for the same total;
+The answer to a resume must be 206 (or 200, as rclone's S3 server answers) with a
+Content-Range for the same total, or 200 with the whole body again (a server that
+ignores Range), whose first bytes are then skipped;
 resumes are bounded in count and in time, with the one backoff rule
 (daemon/backoff.py). A body slower than LOW_SPEED bytes per two timeouts counts
 as a dropped connection; a certificate that does not verify is not retried.
@@ -110,9 +112,17 @@ class ResumableDownload:
             self.size = int(length)
             return response
         match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-        if response.status != 206 or match is None:
-            raise ServerError("download: the server cannot resume (no 206 with Content-Range)")
-        start, total = int(match.group(1)), int(match.group(3))
+        if response.status in (200, 206) and match is not None:
+            # 200 with a Content-Range is rclone's S3 server's answer to a Range request
+            start, total = int(match.group(1)), int(match.group(3))
+        elif response.status == 200 and response.headers.get("Content-Length") == str(self.size):
+            # a server or proxy that ignores Range sends the whole body again: resume by
+            # skipping what we have (the artifact's own hashes still check every byte)
+            start, total = 0, self.size
+        else:
+            raise ServerError(
+                "download: the server cannot resume (no Content-Range, nor the whole body)"
+            )
         if total != self.size or start > offset:
             raise ServerError("download: the resumed range does not fit the first response")
         skip = offset - start

@@ -42,6 +42,7 @@ from pyupdate_server.services.artifacts import ArtifactValidator
 from pyupdate_server.services.links import LinkSigner
 from pyupdate_server.settings import Settings
 from pyupdate_server.state import ServerState
+from pyupdate_server.storage.base import BlobStore
 from pyupdate_server.storage.local import LocalBlobStore
 from pyupdate_server.web import mount_ui
 
@@ -66,6 +67,25 @@ def private_files(settings: Settings) -> None:
             os.chmod(path, 0o600)
 
 
+def build_store(settings: Settings) -> BlobStore:
+    """The configured artifact store, checked: a missing bucket or an unreachable endpoint
+    stops the start with one line (ConfigError, exit 2; StorageUnavailable, exit 3)."""
+    if not settings.storage:
+        return LocalBlobStore(settings.data_dir / "artifacts")
+    from pyupdate_server.storage.s3 import S3BlobStore
+    from pyupdate_server.storage.url import parse_storage_url
+
+    store = S3BlobStore(
+        parse_storage_url(settings.storage),
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+    )
+    store.check()
+    return store
+
+
 def build_state(settings: Settings) -> ServerState:
     private_files(settings)
     tmp_dir = settings.data_dir / "tmp"
@@ -78,10 +98,11 @@ def build_state(settings: Settings) -> ServerState:
     db.migrate()
     validator = ArtifactValidator(settings.verify_keys, settings.require_signature)
     validator.load_keys()
+    store = build_store(settings)
     return ServerState(
         settings=settings,
         db=db,
-        store=LocalBlobStore(settings.data_dir / "artifacts"),
+        store=store,
         tokens=TokenSigner(secret, previous),
         links=LinkSigner(secret, settings.public_url, settings.download_link_ttl, previous),
         metrics=Metrics(),
@@ -126,7 +147,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (413, "body too large"),
         (422, "invalid request data"),
         (429, "rate limit or ceiling reached; Retry-After says when to try again"),
-        (503, "the database is unreachable for now; Retry-After says when to try again"),
+        (
+            503,
+            "the database or the artifact store is unreachable for now; "
+            "Retry-After says when to try again",
+        ),
     )
 }
 
@@ -237,9 +262,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health/ready", tags=["ops"], responses={503: ERROR_RESPONSES[503]})
     def ready() -> dict[str, str]:
-        """Readiness: the database answers (503 with Retry-After when it does not)."""
+        """Readiness: the database and the artifact store answer (503 with Retry-After
+        when either does not)."""
         state.db.ping()
-        return {"status": "ready", "version": __version__, "database": state.db.dialect_name}
+        state.store.ping()
+        return {
+            "status": "ready",
+            "version": __version__,
+            "database": state.db.dialect_name,
+            "storage": state.store.name,
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:

@@ -1,8 +1,8 @@
 """`pyupdate-server serve | user create | token create | db copy`: the only place errors
 become exit codes.
 
-Exit codes: 0 ok, 2 bad input or configuration, 3 the database is unreachable (try
-again later), 130 interrupted.
+Exit codes: 0 ok, 2 bad input or configuration, 3 the database or the object store is
+unreachable (try again later), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument("--public-url", help="base URL put into download links")
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON-lines logs")
+    serve.add_argument(
+        "--storage",
+        help="s3://bucket/prefix for an S3-compatible object store (or PYUPDATE_SERVER_STORAGE; "
+        "default: artifacts/ in the data dir)",
+    )
+    serve.add_argument(
+        "--s3-endpoint-url", help="the object store's URL (or AWS_ENDPOINT_URL; default: AWS)"
+    )
+    serve.add_argument("--s3-region", help="the object store's region (or AWS_REGION)")
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="action", required=True)
     create = user_sub.add_parser("create", help="create a user")
@@ -78,6 +87,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "tls_key": getattr(args, "tls_key", None),
         "public_url": getattr(args, "public_url", None),
         "log_json": getattr(args, "log_json", None),
+        "storage": getattr(args, "storage", None),
+        "s3_endpoint_url": getattr(args, "s3_endpoint_url", None),
+        "s3_region": getattr(args, "s3_region", None),
     }
     return load_settings(config, **overrides)
 
@@ -99,7 +111,7 @@ def _serve(settings: Settings) -> int:
 
     print(
         f"pyupdate-server listening on {settings.base_url} (data in {settings.data_dir}, "
-        f"database {safe_url(settings.db_url)})",
+        f"database {safe_url(settings.db_url)}, artifacts in {app.state.server.store})",
         flush=True,
     )
     uvicorn.run(

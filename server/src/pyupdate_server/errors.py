@@ -58,8 +58,8 @@ class TooManyRequests(ServerError):
 
 
 class ServiceUnavailable(ServerError):
-    """The database is unreachable for now: the client should try again after
-    `retry_after` seconds; nothing of the request was kept."""
+    """The database or the artifact store is unreachable for now: the client should try
+    again after `retry_after` seconds; nothing of the request was kept."""
 
     status_code = 503
     exit_code = 3
@@ -71,6 +71,11 @@ class ServiceUnavailable(ServerError):
 
 class DatabaseUnavailable(ServiceUnavailable):
     """The database cannot be reached or refused us, at start or while serving."""
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The artifact store (an S3 endpoint, or the artifacts directory) cannot be reached
+    or refused us, at start or while serving."""
 
 
 class Unprocessable(ServerError):

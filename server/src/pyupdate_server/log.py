@@ -36,3 +36,6 @@ def setup_logging(level: str = "info", as_json: bool = False) -> None:
     root.setLevel(level.upper())
     # migrations at startup are routine; their per-plugin chatter is not
     logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
+    # boto3 says at INFO where it found credentials, on every client it makes
+    for name in ("boto3", "botocore", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))

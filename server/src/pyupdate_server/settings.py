@@ -39,8 +39,14 @@ class Settings:
         tls_cert, tls_key: PEM files; both or neither.
         database_url: `sqlite:///path` or `postgresql://user:password@host:port/db`
             (docs/management-api.md, "PostgreSQL"); default: sqlite:///<data_dir>/server.db.
+        storage: where artifact files live: empty for <data_dir>/artifacts (default), or
+            `s3://bucket/prefix` (docs/management-api.md, "Object storage (S3)").
+        s3_endpoint_url, s3_region, s3_access_key_id, s3_secret_access_key: the S3 store;
+            each unset one comes from boto3's usual places (AWS_ENDPOINT_URL, AWS_REGION or
+            AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, roles).
         device_token_ttl, user_token_ttl: JWT lifetimes in seconds.
-        download_link_ttl: lifetime of signed artifact links in seconds.
+        download_link_ttl: lifetime of signed artifact links in seconds (with S3: of the
+            presigned URLs devices download from).
         max_artifact_size: uploads above this many bytes get 413.
         require_signature: refuse unsigned artifacts.
         verify_keys: PEM public keys artifact signatures must verify with.
@@ -68,6 +74,11 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     database_url: str | None = None
+    storage: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
     device_token_ttl: int = 7 * 24 * 3600
     user_token_ttl: int = 24 * 3600
     download_link_ttl: int = 3600
@@ -98,6 +109,12 @@ class Settings:
             from pyupdate_server.db.dialect import parse_url
 
             parse_url(self.database_url)
+        if self.storage:
+            from pyupdate_server.storage.url import parse_storage_url
+
+            parse_storage_url(self.storage)
+        if self.storage and self.download_link_ttl > 7 * 24 * 3600:
+            raise ConfigError("download_link_ttl: S3 presigned URLs last at most 7 days")
         for name in ("device_token_ttl", "user_token_ttl", "download_link_ttl", *_LIMITS):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

@@ -1,4 +1,5 @@
-"""Stream a multipart upload: small fields into memory, the file part into a temp file.
+"""Stream a multipart upload: small fields into memory, the file part into a temp file,
+or, for an object store, on into the store as it arrives (api/streaming.py).
 
 Starlette's form parser would spool the artifact into the system temp dir; we
 write it under the data dir, hash it on the way, and stop at the size limit.
@@ -10,13 +11,22 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from pyupdate_server.errors import BadRequest, InsufficientStorage, TooLarge, storage_full
+from pyupdate_server.api.streaming import StreamingArtifact
+from pyupdate_server.errors import (
+    BadRequest,
+    InsufficientStorage,
+    ServerError,
+    TooLarge,
+    storage_full,
+)
 
 MAX_FIELD = 64 * 1024
 
@@ -25,18 +35,30 @@ MAX_FIELD = 64 * 1024
 class Upload:
     fields: dict[str, str] = field(default_factory=dict)
     file_path: Path | None = None
+    stream: StreamingArtifact | None = None  # instead of file_path: sent on as it came
     file_size: int = 0
     sha256: str = ""
 
     def discard(self) -> None:
+        """Nothing kept: the temp file removed, or the streamed upload aborted."""
         if self.file_path is not None:
             self.file_path.unlink(missing_ok=True)
             self.file_path = None
+        if self.stream is not None:
+            self.stream.abort()
+            self.stream = None
 
 
 class _Collector:
-    def __init__(self, file_field: str, tmp_dir: Path, max_size: int) -> None:
+    def __init__(
+        self,
+        file_field: str,
+        tmp_dir: Path,
+        max_size: int,
+        stream_to: Callable[[], StreamingArtifact] | None = None,
+    ) -> None:
         self.file_field = file_field
+        self.stream_to = stream_to
         self.tmp_dir = tmp_dir
         self.max_size = max_size
         self.upload = Upload()
@@ -68,8 +90,12 @@ class _Collector:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         if self._name == self.file_field:
-            if self.upload.file_path is not None:
+            if self.upload.file_path is not None or self.upload.stream is not None:
                 raise BadRequest(f"more than one {self.file_field!r} part")
+            if self.stream_to is not None:
+                self.upload.stream = self.stream_to()
+                self._fh = self.upload.stream
+                return
             fd, name = tempfile.mkstemp(dir=self.tmp_dir, suffix=".upload")
             self.upload.file_path = Path(name)
             self._fh = os.fdopen(fd, "wb")
@@ -102,14 +128,22 @@ class _Collector:
             self._fh = None
 
 
-async def receive_upload(request: Request, file_field: str, tmp_dir: Path, max_size: int) -> Upload:
+async def receive_upload(
+    request: Request,
+    file_field: str,
+    tmp_dir: Path,
+    max_size: int,
+    stream_to: Callable[[], StreamingArtifact] | None = None,
+) -> Upload:
+    """The form's fields, and its file part in a temp file under tmp_dir, or, with
+    `stream_to`, sent on into the StreamingArtifact it makes (the caller finishes it)."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
         raise BadRequest("upload must be multipart/form-data")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_size + MAX_FIELD * 16:
         raise TooLarge(f"upload is larger than the limit of {max_size} bytes")
-    collector = _Collector(file_field, tmp_dir, max_size)
+    collector = _Collector(file_field, tmp_dir, max_size, stream_to)
     callbacks = {
         name: getattr(collector, name)
         for name in (
@@ -126,18 +160,21 @@ async def receive_upload(request: Request, file_field: str, tmp_dir: Path, max_s
     try:
         async for chunk in request.stream():
             parser.write(chunk)
+            stream = collector.upload.stream
+            while stream is not None and stream.ready():
+                await run_in_threadpool(stream.send_part)  # to the store: off the loop
         parser.finalize()
     except ClientDisconnect:
         collector.close()
-        collector.upload.discard()
+        await run_in_threadpool(collector.upload.discard)
         raise BadRequest("client disconnected during upload") from None
-    except (BadRequest, TooLarge):
+    except ServerError:  # refused (400, 413), or the store went away (503)
         collector.close()
-        collector.upload.discard()
+        await run_in_threadpool(collector.upload.discard)
         raise
     except Exception as exc:  # the parser raises its own error types on garbage
         collector.close()
-        collector.upload.discard()
+        await run_in_threadpool(collector.upload.discard)
         if storage_full(exc):
             raise InsufficientStorage(
                 f"server storage is full: the upload did not fit in {tmp_dir}"
@@ -146,6 +183,6 @@ async def receive_upload(request: Request, file_field: str, tmp_dir: Path, max_s
             raise
         raise BadRequest(f"malformed multipart body: {exc}") from None
     collector.close()
-    if collector.upload.file_path is None:
+    if collector.upload.file_path is None and collector.upload.stream is None:
         raise BadRequest(f"multipart body has no {file_field!r} part")
     return collector.upload

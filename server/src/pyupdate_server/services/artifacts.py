@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,21 +46,19 @@ class ArtifactValidator:
             self._keys = [load_verifier(str(p)) for p in self.verify_key_paths]
         return self._keys
 
-    def read_header(self, path: Path) -> ArtifactHeader:
-        """The artifact's header after a full check, or Unprocessable with the reader's line."""
+    def read_header(self, source: Path | BinaryIO) -> ArtifactHeader:
+        """The artifact's header after a full check, or Unprocessable with the reader's line.
+
+        source: a file, or a stream (an upload on its way into an object store)."""
         try:
             header = read_artifact(
-                str(path),
+                source if not isinstance(source, Path) else str(source),
                 verify_keys=self._verifiers(),
                 require_signature=self.require_signature,
                 sink=None,
             )
         except artifact_errors.ArtifactError as exc:
             raise Unprocessable(f"artifact rejected: {exc}") from None
-        except RecursionError:
-            # the reader parses header JSON without a depth limit yet: a header nested
-            # thousands deep exhausts the stack; refuse it here rather than answer 500
-            raise BadRequest("artifact rejected: header JSON nests too deep") from None
         check_name(header.artifact_name)
         return header
 
@@ -77,49 +76,64 @@ def depends_key(device_types: list[str], depends: dict[str, object]) -> str:
     return json.dumps({"device_types": sorted(device_types), "depends": depends}, sort_keys=True)
 
 
+def check_new(session: Session, header: ArtifactHeader) -> None:
+    """409 if an artifact with this name and depends exists (before the upload is stored)."""
+    device_types = list(header.device_types)
+    depends = {k: v for k, v in dict(header.depends).items() if k != "device_type"}
+    key = depends_key(device_types, depends)
+    exists = session.scalar(
+        select(Artifact.id).where(
+            Artifact.name == header.artifact_name, Artifact.depends_key == key
+        )
+    )
+    if exists is not None:
+        raise Conflict(
+            f"artifact {header.artifact_name!r} with the same depends already exists ({exists})"
+        )
+
+
+def new_blob() -> tuple[str, str]:
+    """A new artifact's id and the store key its file goes under."""
+    artifact_id = str(uuid.uuid4())
+    return artifact_id, f"{artifact_id}.mender"
+
+
 def store_artifact(
     session: Session,
-    store: BlobStore,
+    artifact_id: str,
+    blob: str,
     header: ArtifactHeader,
-    upload_path: Path,
     size: int,
     sha256: str,
     description: str,
 ) -> Artifact:
-    """Record the artifact and move its file in; 409 if name+depends already exist."""
+    """Record an artifact whose file is already in the store under `blob`; 409 if
+    name+depends already exist. The caller removes the file if this does not commit."""
     h = header
+    check_new(session, h)
     device_types = list(h.device_types)
     depends = {k: v for k, v in dict(h.depends).items() if k != "device_type"}
-    key = depends_key(device_types, depends)
-    name = h.artifact_name
-    exists = session.scalar(
-        select(Artifact.id).where(Artifact.name == name, Artifact.depends_key == key)
-    )
-    if exists is not None:
-        raise Conflict(f"artifact {name!r} with the same depends already exists ({exists})")
     provides: dict[str, str] = dict(h.type_provides)
-    provides["artifact_name"] = name
+    provides["artifact_name"] = h.artifact_name
     if h.artifact_group:
         provides["artifact_group"] = h.artifact_group
-    artifact_id = str(uuid.uuid4())
     artifact = Artifact(
         id=artifact_id,
-        name=name,
+        name=h.artifact_name,
         description=description,
         device_types=device_types,
         depends=depends,
-        depends_key=key,
+        depends_key=depends_key(device_types, depends),
         provides=provides,
         clears_provides=list(h.clears_provides) if h.clears_provides is not None else None,
         payload_types=[p.type for p in h.payloads],
         signed=h.signed,
         size=size,
         sha256=sha256,
-        blob=f"{artifact_id}.mender",
+        blob=blob,
     )
     session.add(artifact)
     session.flush()
-    store.put_file(artifact.blob, upload_path)
     return artifact
 
 

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from pyupdate_server.errors import Forbidden
+from pyupdate_server.storage.base import BlobStore
 
 DOWNLOAD_PATH = "/api/devices/v1/deployments/download/artifacts"
+
+
+def _rfc3339(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,7 @@ class LinkSigner:
         query = urlencode(
             {"x-men-expire": expire, "x-men-signature": self._mac(artifact_id, expire)}
         )
-        stamp = dt.datetime.fromtimestamp(expire, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = _rfc3339(expire)
         prefix = self.base_url or (base or "").rstrip("/")
         return Link(f"{prefix}{DOWNLOAD_PATH}/{artifact_id}?{query}", stamp)
 
@@ -63,3 +68,16 @@ class LinkSigner:
             raise Forbidden("download link signature is invalid")
         if expire_ts < time.time():
             raise Forbidden("download link expired")
+
+
+def download_link(
+    links: LinkSigner, store: BlobStore, artifact_id: str, blob: str, base: str | None
+) -> Link:
+    """Where a device fetches an artifact: a presigned URL straight to the object store
+    when there is one (the bytes never pass through the server), else our signed link.
+    Both last `download_link_ttl` seconds (docs/security.md, "Download links")."""
+    now = int(time.time())
+    url = store.download_url(blob, links.ttl)
+    if url is None:
+        return links.make(artifact_id, now=now, base=base)
+    return Link(url, _rfc3339(now + links.ttl))

@@ -6,10 +6,14 @@ import os
 import re
 from pathlib import Path
 
+from pyupdate_server.errors import StorageUnavailable
+
 _KEY = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 class LocalBlobStore:
+    name = "local"
+
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -31,11 +35,24 @@ class LocalBlobStore:
         finally:
             os.close(dir_fd)
 
+    def open_upload(self, key: str) -> None:
+        return None  # staged in tmp/ and renamed in: a local copy gains nothing by streaming
+
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def download_url(self, key: str, ttl: int) -> str | None:
+        return None  # the server streams the file itself (api/devices/download.py)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def ping(self) -> None:
+        if not (self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)):
+            raise StorageUnavailable(f"artifact store {self.root} is missing or not writable")
+
+    def __str__(self) -> str:
+        return str(self.root)

@@ -13,6 +13,7 @@ from pyupdate_server import limits
 from pyupdate_server.api.deps import CurrentDevice, State
 from pyupdate_server.errors import BadRequest, TooLarge
 from pyupdate_server.services import rollout
+from pyupdate_server.services.links import download_link
 
 router = APIRouter(prefix="/api/devices", tags=["device deployments"])
 
@@ -92,17 +93,18 @@ def _decide(
             artifact=ArtifactRef(
                 id=artifact.id,
                 artifact_name=artifact.name,
-                source=_source(state, artifact.id, base),
+                source=_source(state, artifact.id, artifact.blob, base),
                 device_types_compatible=list(artifact.device_types),
             ),
         )
     return JSONResponse(body.model_dump())
 
 
-def _source(state: State, artifact_id: str, base: str) -> Source:
+def _source(state: State, artifact_id: str, blob: str, base: str) -> Source:
     # Without a configured public URL, the link uses the address the device reached
     # us at: behind NAT, a port forward or QEMU's guestfwd it is the only one that works.
-    link = state.links.make(artifact_id, base=base)
+    # With an object store it is a presigned URL to the store (computed, no request).
+    link = download_link(state.links, state.store, artifact_id, blob, base)
     return Source(uri=link.uri, expire=link.expire)
 
 

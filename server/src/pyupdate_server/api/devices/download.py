@@ -1,10 +1,13 @@
-"""Artifact download through a signed link: Content-Length, Range/206, streamed from disk."""
+"""Artifact download through a signed link: Content-Length, Range/206, streamed from disk;
+with an object store, a redirect to a presigned URL (links handed out before a switch to
+S3 keep working)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from pyupdate_server.api.deps import State
 from pyupdate_server.api.file_response import ArtifactFileResponse
@@ -33,6 +36,7 @@ _DESCRIPTION = (
             }
         },
         206: {"description": "partial content"},
+        307: {"description": "fetch it from the object store (a presigned URL)"},
         416: {"description": "range not satisfiable"},
         403: {"description": "bad or expired link"},
     },
@@ -44,14 +48,18 @@ def download(
     state: State,
     expire: Annotated[str, Query(alias="x-men-expire")],
     signature: Annotated[str, Query(alias="x-men-signature")],
-) -> ArtifactFileResponse:
+) -> Response:
     state.links.check(artifact_id, expire, signature)
     with state.db.read() as session:
         artifact = session.get(Artifact, artifact_id)
         if artifact is None:
             raise NotFound(f"artifact {artifact_id} not found")
-        path = state.store.local_path(artifact.blob)
+        blob = artifact.blob
         filename = f"{artifact.name}.mender"
+    url = state.store.download_url(blob, state.links.ttl)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
+    path = state.store.local_path(blob)
     if path is None or not path.exists():
         raise NotFound(f"artifact {artifact_id} has no stored file")
     return ArtifactFileResponse(

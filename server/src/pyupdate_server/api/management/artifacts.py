@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -11,10 +13,12 @@ from sqlalchemy import select
 
 from pyupdate_server.api.deps import CurrentUser, State
 from pyupdate_server.api.multipart import receive_upload
+from pyupdate_server.api.streaming import StreamingArtifact
 from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Artifact
 from pyupdate_server.errors import NotFound
 from pyupdate_server.services import artifacts as service
+from pyupdate_server.services import links
 
 router = APIRouter(prefix="/api/management/v1/deployments", tags=["artifacts"])
 log = logging.getLogger(__name__)
@@ -97,43 +101,59 @@ _UPLOAD_DOC = {
         409: {"description": "same name and depends exist"},
         413: {"description": "too large"},
         422: {"description": "artifact invalid"},
+        503: {"description": "the database or the object store is unreachable; nothing kept"},
         507: {"description": "server storage is full"},
     },
     openapi_extra=_UPLOAD_DOC,
 )
 async def upload(request: Request, _: CurrentUser, state: State) -> Response:
+    artifact_id, blob = service.new_blob()
+    # an object store takes the artifact as it arrives, validated on the way
+    # (api/streaming.py); local files are staged in tmp/, validated, then renamed in
+    multipart = state.store.open_upload(blob)
+    stream_to = None
+    if multipart is not None:
+        stream_to = partial(StreamingArtifact, multipart, state.validator.read_header)
     upload = await receive_upload(
-        request, "artifact", state.tmp_dir, state.settings.max_artifact_size
+        request, "artifact", state.tmp_dir, state.settings.max_artifact_size, stream_to
     )
-    assert upload.file_path is not None
     try:
-        header = await run_in_threadpool(state.validator.read_header, upload.file_path)
+        if upload.stream is not None:
+            header = await run_in_threadpool(upload.stream.finish)  # the object is complete
+            upload.stream = None
+            in_store = True
+        else:
+            header = await run_in_threadpool(state.validator.read_header, upload.file_path)
+            in_store = False
 
-        def _store() -> str:
-            blob = None
+        def _store() -> None:
             try:
+                if not in_store:
+                    with state.db.read() as session:
+                        service.check_new(session, header)  # 409 before the copy
+                    # into the store first, outside any transaction: the copy takes as
+                    # long as the artifact is large, and must not hold a write lock
+                    state.store.put_file(blob, upload.file_path)  # type: ignore[arg-type]
                 with state.db.write() as session:
-                    artifact = service.store_artifact(
+                    service.store_artifact(
                         session,
-                        state.store,
+                        artifact_id,
+                        blob,
                         header,
-                        upload.file_path,  # type: ignore[arg-type]
                         upload.file_size,
                         upload.sha256,
                         upload.fields.get("description", ""),
                     )
-                    blob, artifact_id = artifact.blob, artifact.id
             except BaseException:
-                # the file moved in but the row did not commit (a full disk fails the
-                # commit): no file in the store without its record
-                if blob is not None:
+                # the row did not commit (a duplicate, a full disk, the database gone):
+                # no file in the store without its record
+                with contextlib.suppress(Exception):
                     state.store.delete(blob)
                 raise
-            return artifact_id
 
-        artifact_id = await run_in_threadpool(_store)
+        await run_in_threadpool(_store)
     finally:
-        upload.discard()
+        await run_in_threadpool(upload.discard)
     log.info("artifact stored", extra={"artifact": artifact_id, "size": upload.file_size})
     return Response(
         status_code=201, headers={"Location": f"{router.prefix}/artifacts/{artifact_id}"}
@@ -182,7 +202,10 @@ class DownloadLink(BaseModel):
 @router.get("/artifacts/{artifact_id}/download")
 def download_link(request: Request, artifact_id: str, _: CurrentUser, state: State) -> DownloadLink:
     with state.db.read() as session:
-        if session.get(Artifact, artifact_id) is None:
+        artifact = session.get(Artifact, artifact_id)
+        if artifact is None:
             raise NotFound(f"artifact {artifact_id} not found")
-    link = state.links.make(artifact_id, base=str(request.base_url))
+        blob = artifact.blob
+    base = str(request.base_url)
+    link = links.download_link(state.links, state.store, artifact_id, blob, base)
     return DownloadLink(uri=link.uri, expire=link.expire)
