@@ -5,7 +5,7 @@ The answer to a resume must be 206 (or 200, as rclone's S3 server answers) with 
 Content-Range for the same total, or 200 with the whole body again (a server that
 ignores Range), whose first bytes are then skipped;
 resumes are bounded in count and in time, with the one backoff rule
-(daemon/backoff.py). A body slower than LOW_SPEED bytes per two timeouts counts
+(backoff.py). A body slower than LOW_SPEED bytes per two timeouts counts
 as a dropped connection; a certificate that does not verify is not retried.
 Limits (docs/agent.md, "Network behaviour"): RequestTimeoutSeconds per read,
 DownloadMaxResumes resumes within DownloadResumeSeconds.
@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable
 
 from . import __version__
-from .daemon.backoff import backoff
+from .backoff import backoff
 from .errors import ServerError
 
 log = logging.getLogger(__name__)

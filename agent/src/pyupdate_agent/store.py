@@ -26,8 +26,8 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .core.names import State
 from .core.record import Deployment, InFlight, Phase, Record
-from .core.states import State
 from .errors import StoreError
 from .private import FILE_MODE, private_dir, private_file, tighten
 

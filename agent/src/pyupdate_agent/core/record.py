@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .states import State
+from .names import State
 
 
 class Phase(StrEnum):

@@ -4,6 +4,6 @@ machine.py    the table (core/states.py) in managed mode: Idle, Sync, the server
 session.py    identity, device key, token
 reporting.py  statuses, the result, the deployment log
 client.py     Mender device API v1 (+ v2 next); downloads: ../download.py (Range resumes)
-backoff.py    the one backoff rule
+(../backoff.py  the one backoff rule, shared with standalone downloads)
 identity.py   device key, identity and inventory scripts
 """

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .. import __version__
+from ..backoff import backoff, jitter
 from ..config import Config, read_device_type
 from ..core.record import Deployment, Record
 from ..core.runner import Context, Machine
@@ -34,7 +35,6 @@ from ..errors import AgentError
 from ..provides import current_provides
 from ..scripts import ScriptRunner, ScriptSettings
 from ..store import Store
-from .backoff import backoff, jitter
 from .client import DeviceClient
 from .identity import inventory
 from .reporting import Reporter

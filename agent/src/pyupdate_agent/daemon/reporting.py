@@ -13,9 +13,9 @@ import logging
 import os
 import time
 
+from ..backoff import backoff, jitter
 from ..core.record import Deployment, Record
 from ..errors import AgentError
-from .backoff import backoff, jitter
 from .client import DeploymentAborted
 from .session import Session
 
