@@ -9,7 +9,7 @@ import pytest
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment
 from pyupdate_server.errors import BadRequest, Conflict, Unprocessable
-from pyupdate_server.services import rollout
+from pyupdate_server.services import control, rollout
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_abort_stops_devices_not_yet_installing(db):
     poll(db, b)
     report(db, b, dep, "installing")
     with db.write() as s:
-        rollout.abort(s, dep)
+        control.abort(s, dep)
     assert row(db, dep, a).status == "aborted"
     assert row(db, dep, c).status == "aborted"
     with pytest.raises(Conflict, match="aborted"):
@@ -204,7 +204,7 @@ def test_abort_of_finished_deployment_is_refused(db):
     poll(db, a)
     report(db, a, dep, "success")
     with db.write() as s, pytest.raises(Unprocessable):
-        rollout.abort(s, dep)
+        control.abort(s, dep)
 
 
 def test_failure_is_not_offered_again_without_retries(db):

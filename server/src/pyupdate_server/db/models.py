@@ -115,6 +115,54 @@ class Deployment(Base):
     device_count: Mapped[int] = mapped_column(default=0)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # no hand-outs to devices not yet handed it while set (by a person or a threshold)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # phased rollouts (services/phases.py): 0 phases = every device at once
+    phase_count: Mapped[int] = mapped_column(default=0)
+    phases_started: Mapped[int] = mapped_column(default=0)
+    # thresholds: a value and its unit, "count" (devices) or "percent" (of a phase)
+    failure_threshold: Mapped[int | None] = mapped_column(default=None)
+    failure_unit: Mapped[str | None] = mapped_column(String(8), default=None)
+    failure_action: Mapped[str] = mapped_column(String(8), default="pause")
+    success_threshold: Mapped[int | None] = mapped_column(default=None)
+    success_unit: Mapped[str | None] = mapped_column(String(8), default=None)
+
+
+class DeploymentPhase(Base):
+    """One batch of a phased deployment: its devices are the rows with its number."""
+
+    __tablename__ = "deployment_phases"
+    __table_args__ = (UniqueConstraint("deployment_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column()  # 1, 2, ...
+    batch_size: Mapped[int | None] = mapped_column(default=None)  # percent (Mender)
+    batch_count: Mapped[int | None] = mapped_column(default=None)  # devices
+    start_ts: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    when_healthy: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(default=0)  # devices in this phase
+    started: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    healthy: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # failures a person accepted by resuming: the failure threshold counts those after
+    failures_accepted: Mapped[int] = mapped_column(default=0)
+
+
+class DeploymentEvent(Base):
+    """A decision about a deployment, automatic or a person's, with its numbers."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    phase: Mapped[int | None] = mapped_column(default=None)
+    by: Mapped[str] = mapped_column(String(256), default="")  # "" = the server itself
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict] = mapped_column(default=dict)
 
 
 class DeviceDeployment(Base):
@@ -136,6 +184,7 @@ class DeviceDeployment(Base):
     claimed: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     attempts: Mapped[int] = mapped_column(default=0)
     artifact_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    phase: Mapped[int | None] = mapped_column(default=None)  # its DeploymentPhase.number
     log: Mapped[list | None] = mapped_column(JSON, default=None)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)

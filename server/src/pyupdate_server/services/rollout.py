@@ -8,7 +8,8 @@ the row locks of services/locks.py give the same guarantee across processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import enum
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unprocessable
-from pyupdate_server.services import locks
+from pyupdate_server.services import locks, phases
 from pyupdate_server.services.locks import Mode
+from pyupdate_server.services.phases import PhaseSpec, Threshold
 
 # what a device may report (Mender 3.4 names, docs/device-api.md "Status")
 DEVICE_STATUSES = frozenset(
@@ -71,6 +73,13 @@ class Assignment:
     artifact: Artifact
 
 
+class Hold(enum.Enum):
+    """The device's oldest open deployment is paused or its phase has not started: it
+    waits, and gets no later deployment meanwhile (deployments apply in order)."""
+
+    WAIT = "wait"
+
+
 def depends_met(artifact: Artifact, device_type: str, provides: Mapping[str, object]) -> bool:
     """Mender's rule: the device type is listed and every depends key is provided."""
     if device_type not in artifact.device_types:
@@ -108,6 +117,10 @@ def create_deployment(
     force_installation: bool = False,
     max_devices: int | None = None,
     retries: int = 0,
+    phase_specs: Sequence[PhaseSpec] | None = None,
+    failure_threshold: Threshold | None = None,
+    failure_action: str | None = None,
+    success_threshold: Threshold | None = None,
 ) -> Deployment:
     if not name.strip():
         raise BadRequest("name must not be empty")
@@ -134,6 +147,17 @@ def create_deployment(
         target = f"group:{group}" if group is not None else "all"
     if not ids:
         raise BadRequest("no devices to deploy to")
+    if failure_action is not None and failure_action not in phases.FAILURE_ACTIONS:
+        raise BadRequest(f"failure_action must be one of {', '.join(phases.FAILURE_ACTIONS)}")
+    if failure_action is not None and failure_threshold is None:
+        raise BadRequest("failure_action: give a failure_threshold for it to act on")
+    if phase_specs is None and (failure_threshold is not None or success_threshold is not None):
+        phase_specs = [PhaseSpec()]  # thresholds alone: one phase of every device
+    sizes: list[int] = []
+    if phase_specs is not None:
+        sizes = phases.plan(phase_specs, len(ids))
+        phases.check_thresholds(phase_specs, sizes, success_threshold)
+    phase_of = [n for n, size in enumerate(sizes, 1) for _ in range(size)] or [None] * len(ids)
     dep = Deployment(
         name=name,
         artifact_name=artifact_name,
@@ -156,11 +180,22 @@ def create_deployment(
                 "final": False,
                 "substate": "",
                 "attempts": 0,
+                "phase": phase,
                 "created": utcnow(),
             }
-            for i in ids
+            for i, phase in zip(ids, phase_of, strict=True)
         ],
     )
+    if phase_specs is not None:
+        phases.create(
+            session,
+            dep,
+            phase_specs,
+            sizes,
+            failure=failure_threshold,
+            failure_action=failure_action or "pause",
+            success=success_threshold,
+        )
     return dep
 
 
@@ -196,6 +231,8 @@ def next_for_device(
         # a capped deployment counts its devices one hand-out at a time
         mode = Mode.WRITE if dep.max_devices is not None else Mode.SHARE
         assignment = _offer(session, row, dep.id, mode, device_type, provides)
+        if assignment is Hold.WAIT:
+            return None
         if assignment is not None:
             return assignment
     return None
@@ -208,12 +245,30 @@ def _offer(
     mode: Mode,
     device_type: str,
     provides: Mapping[str, object],
-) -> Assignment | None:
-    """Hand `row`'s deployment to its device, or close the row saying why not (None)."""
+) -> Assignment | Hold | None:
+    """Hand `row`'s deployment to its device, or close the row saying why not (None), or
+    hold the device back: paused, or its phase not started (Hold.WAIT)."""
     dep = locks.deployment(session, deployment_id, mode)
     locks.reread(session, row)  # an abort may have closed it since the first read
     if dep is None or dep.aborted or row.final or row.claimed is not None:
         return None
+    if phases.holding(dep, row):
+        if dep.paused or not phases.due(session, dep):
+            return Hold.WAIT
+        # a start time has passed: start what is due, the first poll to see it decides
+        dep = _advance(session, dep.id)
+        if dep is None or dep.aborted:
+            return None
+        if phases.holding(dep, row):
+            return Hold.WAIT
+    if phases.gated(dep):
+        # a pause (a threshold, on another device's report) holds the deployment for
+        # writing: take it so too, and see the pause if it came first
+        dep = locks.deployment(session, deployment_id, Mode.WRITE)
+        if dep is None or dep.aborted:
+            return None
+        if phases.holding(dep, row):
+            return Hold.WAIT
     outcome: str | None = None
     capped = dep.max_devices is not None and row.attempts == 0
     if capped and _claimed(session, dep.id) >= (dep.max_devices or 0):
@@ -268,7 +323,24 @@ def _close_over_cap(session: Session, dep: Deployment) -> None:
                 DeviceDeployment.final.is_(False),
             )
             .values(status="skipped", final=True, finished=utcnow())
+            .execution_options(synchronize_session=False)
         )
+        if phases.gated(dep) and phases.advance(session, dep):
+            abort_rows(session, dep)
+
+
+def _advance(session: Session, deployment_id: str) -> Deployment | None:
+    """Take the decisions due on a phased deployment (phases.advance), and abort it if a
+    threshold says so; the deployment, held for writing."""
+    dep = locks.deployment(session, deployment_id, Mode.WRITE)
+    if dep is not None and phases.advance(session, dep):
+        abort_rows(session, dep)
+    return dep
+
+
+def advance(session: Session, deployment_id: str) -> None:
+    """A management read found a decision due (phases.due): take it."""
+    _advance(session, deployment_id)
 
 
 def _finalize(session: Session, row: DeviceDeployment, status: str) -> None:
@@ -278,6 +350,10 @@ def _finalize(session: Session, row: DeviceDeployment, status: str) -> None:
     row.claimed = None
     row.finished = utcnow()
     session.flush()
+    dep = session.get(Deployment, row.deployment_id)  # held for writing by the caller
+    if dep is not None and phases.gated(dep) and phases.advance(session, dep):
+        abort_rows(session, dep)
+        return
     _maybe_finish(session, row.deployment_id)
 
 
@@ -341,27 +417,29 @@ def store_log(
     row.log = messages
 
 
-def abort(session: Session, deployment_id: str) -> None:
-    # FOR UPDATE: waits for every hand-out and status report of this deployment in
-    # flight, and they wait for the abort; the rows read below are the committed ones
-    dep = locks.deployment(session, deployment_id, Mode.ABORT)
-    if dep is None:
-        raise NotFound(f"deployment {deployment_id} not found")
-    if dep.status == "finished":
-        raise Unprocessable(f"deployment {deployment_id} is already finished")
+def abort_rows(session: Session, dep: Deployment) -> None:
+    """Abort `dep`: rows not past the point of no return close as `aborted`. The caller
+    holds it with Mode.ABORT, or with Mode.WRITE for a threshold's abort: then a status
+    report may race this, and the condition below is checked again on each row's newest
+    version (PostgreSQL re-reads a row an UPDATE waited for), so a device that reached
+    `installing` meanwhile finishes, as after any abort."""
     dep.aborted = True
-    for row in session.scalars(
-        select(DeviceDeployment)
-        .where(DeviceDeployment.deployment_id == deployment_id, DeviceDeployment.final.is_(False))
-        .execution_options(populate_existing=True)
-    ):
-        if row.status in ABORTABLE:
-            row.status = "aborted"
-            row.final = True
-            row.claimed = None
-            row.finished = utcnow()
+    dep.paused = False
     session.flush()
-    _maybe_finish(session, deployment_id)
+    session.execute(
+        update(DeviceDeployment)
+        .where(
+            DeviceDeployment.deployment_id == dep.id,
+            DeviceDeployment.final.is_(False),
+            DeviceDeployment.status.in_(ABORTABLE),
+        )
+        .values(status="aborted", final=True, claimed=None, finished=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, DeviceDeployment):
+            session.expire(obj)
+    _maybe_finish(session, dep.id)
 
 
 def close_device_deployments(session: Session, device_id: str, status: str) -> None:

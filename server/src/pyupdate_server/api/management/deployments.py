@@ -1,41 +1,134 @@
-"""Deployments: create (devices, group, all), list, show, statistics, abort, device logs."""
+"""Deployments: create (devices, group, all; phases and thresholds), list, show,
+statistics, pause, resume, abort, device logs."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from pyupdate_server.api.deps import CurrentUser, State
 from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Deployment, DeviceDeployment
 from pyupdate_server.errors import NotFound
-from pyupdate_server.services import rollout
+from pyupdate_server.services import control, phases, rollout
 
 router = APIRouter(prefix="/api/management/v1/deployments", tags=["deployments"])
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class NewDeployment(BaseModel):
+Count = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class Strict(BaseModel):
+    # a field we do not implement is refused (422), never accepted and ignored
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewPhase(Strict):
+    """Mender Enterprise's phase (batch_size, start_ts), plus batch_count and
+    start_when_healthy (docs/deployments.md, "Phases")."""
+
+    batch_size: Percent | None = Field(default=None, description="percent of the devices")
+    batch_count: Count | None = Field(default=None, description="number of devices")
+    start_ts: AwareDatetime | None = None
+    start_when_healthy: bool = False
+
+
+class NewThreshold(Strict):
+    count: Count | None = None
+    percent: Percent | None = None
+
+
+class Rollout(Strict):
+    force_installation: bool = False
+    max_devices: Count | None = None
+    retries: Annotated[int, Field(ge=0, le=100)] = 0
+    phases: list[NewPhase] | None = Field(default=None, max_length=phases.MAX_PHASES)
+    failure_threshold: NewThreshold | None = None
+    failure_action: Literal["pause", "abort"] | None = None
+    success_threshold: NewThreshold | None = None
+
+
+class NewDeployment(Rollout):
     name: Name
     artifact_name: Name
     devices: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
     all_devices: bool = False
-    force_installation: bool = False
-    max_devices: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
-    retries: Annotated[int, Field(ge=0, le=100)] = 0
 
 
-class NewGroupDeployment(BaseModel):
+class NewGroupDeployment(Rollout):
     name: Name
     artifact_name: Name
-    force_installation: bool = False
-    max_devices: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
-    retries: Annotated[int, Field(ge=0, le=100)] = 0
+
+
+def _naive_utc(ts: dt.datetime | None) -> dt.datetime | None:
+    return ts.astimezone(dt.UTC).replace(tzinfo=None) if ts is not None else None
+
+
+def _threshold(name: str, body: NewThreshold | None) -> phases.Threshold | None:
+    return phases.threshold(name, body.count, body.percent) if body is not None else None
+
+
+def _rollout_options(body: Rollout) -> dict[str, object]:
+    specs = None
+    if body.phases is not None:
+        specs = [
+            phases.PhaseSpec(
+                batch_size=p.batch_size,
+                batch_count=p.batch_count,
+                start_ts=_naive_utc(p.start_ts),
+                when_healthy=p.start_when_healthy,
+            )
+            for p in body.phases
+        ]
+    return {
+        "force_installation": body.force_installation,
+        "max_devices": body.max_devices,
+        "retries": body.retries,
+        "phase_specs": specs,
+        "failure_threshold": _threshold("failure_threshold", body.failure_threshold),
+        "failure_action": body.failure_action,
+        "success_threshold": _threshold("success_threshold", body.success_threshold),
+    }
+
+
+class ThresholdOut(BaseModel):
+    count: int | None = None
+    percent: int | None = None
+
+
+class PhaseOut(BaseModel):
+    id: str
+    number: int
+    batch_size: int | None
+    batch_count: int | None
+    start_ts: Timestamp | None
+    start_when_healthy: bool
+    # Mender's meaning: devices of this phase that were handed the deployment
+    device_count: int
+    devices: int
+    status: Literal["waiting", "inprogress", "finished"]
+    started: Timestamp | None
+    healthy: Timestamp | None
+    successes: int
+    failures: int
+
+
+class EventOut(BaseModel):
+    created: Timestamp
+    kind: str
+    phase: int | None
+    by: str
+    message: str
+    data: dict[str, int | str]
 
 
 class DeploymentOut(BaseModel):
@@ -44,6 +137,7 @@ class DeploymentOut(BaseModel):
     artifact_name: str
     status: str
     aborted: bool
+    paused: bool
     created: Timestamp
     finished: Timestamp | None
     device_count: int
@@ -52,15 +146,69 @@ class DeploymentOut(BaseModel):
     force_installation: bool
     target: str
     statistics: dict[str, int]
+    phases: list[PhaseOut] | None = None
+    failure_threshold: ThresholdOut | None = None
+    failure_action: str | None = None
+    success_threshold: ThresholdOut | None = None
 
 
-def _out(session, dep: Deployment) -> DeploymentOut:  # type: ignore[no-untyped-def]
+class DeploymentDetail(DeploymentOut):
+    events: list[EventOut]
+
+
+def _status(dep: Deployment) -> str:
+    if dep.status == "finished":
+        return "finished"
+    if dep.paused:
+        return "paused"
+    if dep.status == "pending" and dep.phase_count and not dep.phases_started:
+        return "scheduled"  # Mender Enterprise's name: the first phase has a later start
+    return dep.status
+
+
+def _threshold_out(value: int | None, unit: str | None) -> ThresholdOut | None:
+    if value is None or unit is None:
+        return None
+    return ThresholdOut(**{unit: value})
+
+
+def _phases_out(session: Session, dep: Deployment) -> list[PhaseOut]:
+    per_phase = phases.counts(session, dep.id)
+    out = []
+    for p in phases.phases_of(session, dep.id):
+        c = per_phase.get(p.number, phases.Counts())
+        status: Literal["waiting", "inprogress", "finished"] = "waiting"
+        if p.started is not None:
+            status = "finished" if c.final == c.size else "inprogress"
+        out.append(
+            PhaseOut(
+                id=p.id,
+                number=p.number,
+                batch_size=p.batch_size,
+                batch_count=p.batch_count,
+                start_ts=p.start_ts,
+                start_when_healthy=p.when_healthy,
+                device_count=c.handed,
+                devices=p.size,
+                status=status,
+                started=p.started,
+                healthy=p.healthy,
+                successes=c.successes,
+                failures=c.failures,
+            )
+        )
+    return out
+
+
+def _out(session: Session, dep: Deployment) -> DeploymentOut:
+    gated = phases.gated(dep)
     return DeploymentOut(
         id=dep.id,
         name=dep.name,
         artifact_name=dep.artifact_name,
-        status=dep.status,
+        status=_status(dep),
         aborted=dep.aborted,
+        paused=dep.paused,
         created=dep.created,
         finished=dep.finished,
         device_count=dep.device_count,
@@ -69,7 +217,40 @@ def _out(session, dep: Deployment) -> DeploymentOut:  # type: ignore[no-untyped-
         force_installation=dep.force_installation,
         target=dep.target,
         statistics=rollout.statistics(session, dep.id),
+        phases=_phases_out(session, dep) if gated else None,
+        failure_threshold=_threshold_out(dep.failure_threshold, dep.failure_unit),
+        failure_action=dep.failure_action if dep.failure_threshold is not None else None,
+        success_threshold=_threshold_out(dep.success_threshold, dep.success_unit),
     )
+
+
+def _detail(session: Session, dep: Deployment) -> DeploymentDetail:
+    events = [
+        EventOut(
+            created=e.created,
+            kind=e.kind,
+            phase=e.phase,
+            by=e.by,
+            message=e.message,
+            data=e.data,
+        )
+        for e in phases.events(session, dep.id)
+    ]
+    return DeploymentDetail(**_out(session, dep).model_dump(), events=events)
+
+
+def _advance_due(state: State, deployment_ids: list[str]) -> None:
+    """Phases whose start time has passed start on this read (there is no background
+    task): each in its own write transaction, decided once (services/phases.py)."""
+    with state.db.read() as session:
+        due = [
+            d
+            for d in deployment_ids
+            if (dep := session.get(Deployment, d)) is not None and phases.due(session, dep)
+        ]
+    for deployment_id in due:
+        with state.db.write() as session:
+            rollout.advance(session, deployment_id)
 
 
 def _created(dep_id: str) -> Response:
@@ -78,6 +259,7 @@ def _created(dep_id: str) -> Response:
 
 @router.post("/deployments", status_code=201, response_class=Response)
 def create(body: NewDeployment, _: CurrentUser, state: State) -> Response:
+    options = _rollout_options(body)
     with state.db.write() as session:
         dep = rollout.create_deployment(
             session,
@@ -85,9 +267,7 @@ def create(body: NewDeployment, _: CurrentUser, state: State) -> Response:
             artifact_name=body.artifact_name,
             devices=body.devices,
             all_devices=body.all_devices,
-            force_installation=body.force_installation,
-            max_devices=body.max_devices,
-            retries=body.retries,
+            **options,  # type: ignore[arg-type]
         )
         dep_id = dep.id
     return _created(dep_id)
@@ -97,15 +277,14 @@ def create(body: NewDeployment, _: CurrentUser, state: State) -> Response:
 def create_for_group(
     group: str, body: NewGroupDeployment, _: CurrentUser, state: State
 ) -> Response:
+    options = _rollout_options(body)
     with state.db.write() as session:
         dep = rollout.create_deployment(
             session,
             name=body.name,
             artifact_name=body.artifact_name,
             group=group,
-            force_installation=body.force_installation,
-            max_devices=body.max_devices,
-            retries=body.retries,
+            **options,  # type: ignore[arg-type]
         )
         dep_id = dep.id
     return _created(dep_id)
@@ -116,25 +295,29 @@ def list_deployments(
     _: CurrentUser,
     state: State,
     response: Response,
-    status: Literal["pending", "inprogress", "finished"] | None = None,
+    status: Literal["pending", "inprogress", "finished", "paused"] | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> list[DeploymentOut]:
+    query = select(Deployment)
+    count = select(func.count()).select_from(Deployment)
+    if status == "paused":
+        query = query.where(Deployment.paused.is_(True), Deployment.status != "finished")
+        count = count.where(Deployment.paused.is_(True), Deployment.status != "finished")
+    elif status is not None:
+        query = query.where(Deployment.status == status)
+        count = count.where(Deployment.status == status)
+    query = query.order_by(Deployment.created.desc()).offset((page - 1) * per_page).limit(per_page)
     with state.db.read() as session:
-        query = select(Deployment)
-        count = select(func.count()).select_from(Deployment)
-        if status is not None:
-            query = query.where(Deployment.status == status)
-            count = count.where(Deployment.status == status)
-        rows = session.scalars(
-            query.order_by(Deployment.created.desc()).offset((page - 1) * per_page).limit(per_page)
-        )
-        out = [_out(session, d) for d in rows]
+        ids = list(session.scalars(query.with_only_columns(Deployment.id)))
+    _advance_due(state, ids)
+    with state.db.read() as session:
+        out = [_out(session, d) for d in session.scalars(query)]
         response.headers["X-Total-Count"] = str(session.scalar(count))
         return out
 
 
-def _get(session, deployment_id: str) -> Deployment:  # type: ignore[no-untyped-def]
+def _get(session: Session, deployment_id: str) -> Deployment:
     dep = session.get(Deployment, deployment_id)
     if dep is None:
         raise NotFound(f"deployment {deployment_id} not found")
@@ -142,9 +325,10 @@ def _get(session, deployment_id: str) -> Deployment:  # type: ignore[no-untyped-
 
 
 @router.get("/deployments/{deployment_id}")
-def show(deployment_id: str, _: CurrentUser, state: State) -> DeploymentOut:
+def show(deployment_id: str, _: CurrentUser, state: State) -> DeploymentDetail:
+    _advance_due(state, [deployment_id])
     with state.db.read() as session:
-        return _out(session, _get(session, deployment_id))
+        return _detail(session, _get(session, deployment_id))
 
 
 @router.get("/deployments/{deployment_id}/statistics")
@@ -205,14 +389,22 @@ def devices_list(
     return rows[(page - 1) * per_page : page * per_page]
 
 
-class Abort(BaseModel):
-    status: Literal["aborted"]
+class NewStatus(Strict):
+    # Mender: "aborted"; ours: "paused", and "inprogress" to resume a paused deployment
+    status: Literal["aborted", "paused", "inprogress"]
 
 
-@router.put("/deployments/{deployment_id}/status", status_code=204)
-def abort(deployment_id: str, body: Abort, _: CurrentUser, state: State) -> Response:
+_SET_STATUS = {"aborted": control.abort, "paused": control.pause, "inprogress": control.resume}
+
+
+@router.put(
+    "/deployments/{deployment_id}/status",
+    status_code=204,
+    responses={422: {"description": "finished, already paused, or not paused"}},
+)
+def set_status(deployment_id: str, body: NewStatus, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
-        rollout.abort(session, deployment_id)
+        _SET_STATUS[body.status](session, deployment_id, user.email)
     return Response(status_code=204)
 
 

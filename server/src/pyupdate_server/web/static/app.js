@@ -264,10 +264,20 @@ async function showDeployments() {
     cell(row, dep.artifact_name);
     cell(row, when(dep.created));
     cell(row, dep.aborted ? "aborted" : dep.status, `status-${dep.aborted ? "aborted" : dep.status}`);
-    cell(row, Object.entries(dep.statistics).filter(([, n]) => n).map(([s, n]) => `${s}: ${n}`).join(", "));
+    const counts = Object.entries(dep.statistics).filter(([, n]) => n).map(([s, n]) => `${s}: ${n}`);
+    // phased: each phase's state, devices handed of its size, and its failures
+    const phases = (dep.phases || []).map((p) =>
+      `phase ${p.number} ${p.status} ${p.device_count}/${p.devices}${p.failures ? `, ${p.failures} failed` : ""}`);
+    cell(row, [...counts, ...phases].join("; "));
     const actions = cell(row, "");
     button(actions, "Details", () => showDeployment(dep));
     if (dep.status !== "finished") {
+      const [label, status] = dep.paused ? ["Resume", "inprogress"] : ["Pause", "paused"];
+      button(actions, label, async () => {
+        await api("PUT", `${API.deployments}/${dep.id}/status`, { json: { status } });
+        say(`Deployment ${dep.name} ${dep.paused ? "resumed" : "paused"}.`);
+        await showDeployments();
+      });
       button(actions, "Abort", async () => {
         await api("PUT", `${API.deployments}/${dep.id}/status`, { json: { status: "aborted" } });
         say(`Deployment ${dep.name} aborted.`);
@@ -291,9 +301,18 @@ function fillSelect(select, options) {
 
 async function showDeployment(dep, resetLog = true) {
   openDeployment = dep;
-  const devices = await api("GET", `${API.deployments}/${dep.id}/devices`);
+  const [devices, detail] = await Promise.all([
+    api("GET", `${API.deployments}/${dep.id}/devices`),
+    api("GET", `${API.deployments}/${dep.id}`),
+  ]);
   $("deployment-detail").hidden = false;
   $("detail-title").textContent = `${dep.name}: ${dep.artifact_name}`;
+  // the decision log: phases started, healthy, paused, resumed, aborted, with numbers
+  $("detail-events").replaceChildren(...detail.events.map((e) => {
+    const item = document.createElement("li");
+    item.textContent = `${when(e.created)} ${e.message}`;
+    return item;
+  }));
   if (resetLog) $("detail-log").hidden = true;
   fillRows("detail-rows", devices, "id", (row, device) => {
     cell(row, device.id, "id");
