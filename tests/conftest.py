@@ -1,9 +1,10 @@
 """Capability markers shared by every test folder.
 
 A test that needs something the machine lacks (root, a Debian peer tool,
-QEMU) is skipped with the reason on a developer's machine. In CI (CI=true)
-the same gap fails the test: `make test` installs everything, so a missing
-tool there is a broken install, not a reason to pass quietly.
+QEMU, network namespaces and HAProxy) is skipped with the reason on a
+developer's machine. In CI (CI=true) the same gap fails the test: `make test`
+installs everything, so a missing tool there is a broken install, not a reason
+to pass quietly.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ _TOOLS = {
 def _missing(marker: str) -> str | None:
     if marker == "root":
         return None if os.geteuid() == 0 else "needs root"
+    if marker == "netns":
+        from pyupdate_testing import haproxy, netns
+
+        return netns.unavailable() or haproxy.unavailable()
     tools = _TOOLS.get(marker, ())
     gone = [t for t in tools if shutil.which(t) is None]
     return f"missing {', '.join(gone)}" if gone else None
@@ -43,7 +48,7 @@ def require(marker: str) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("root", "peers", "uboot", "qemu", "browser"):
+    for marker in ("root", "netns", "peers", "uboot", "qemu", "browser"):
         if item.get_closest_marker(marker) is not None:
             require(marker)
 

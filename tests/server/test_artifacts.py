@@ -44,7 +44,7 @@ def test_upload_then_list_show_download(client, admin, settings, tmp_path):
     assert body.status_code == 200
     assert body.content == path.read_bytes()
     assert [b.rsplit("/", 1)[-1] for b in stored_blobs(client)] == [f"{artifact_id}.mender"]
-    assert not list((settings.data_dir / "tmp").iterdir())
+    assert not list(client.app.state.server.tmp_dir.iterdir())  # no upload left behind
 
 
 @pytest.mark.s3
@@ -70,7 +70,7 @@ def test_corrupt_artifact_is_refused_with_the_readers_message(client, admin, set
     assert r.json()["error"].startswith("artifact rejected: ")
     assert client.get(ARTS, headers=admin).json() == []
     assert stored_blobs(client) == []
-    assert not list((settings.data_dir / "tmp").iterdir())
+    assert not list(client.app.state.server.tmp_dir.iterdir())  # no upload left behind
 
 
 @pytest.mark.s3
@@ -109,7 +109,7 @@ def test_oversized_upload_is_413_and_nothing_stored(tmp_path):
         assert r.status_code == 413
         assert "limit of 4096" in r.json()["error"]
         assert _stored_files(settings) == []
-        assert not list((settings.data_dir / "tmp").iterdir())
+        assert not list(client.app.state.server.tmp_dir.iterdir())  # no upload left behind
 
 
 def test_anonymous_upload_is_401(client, tmp_path):

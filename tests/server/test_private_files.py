@@ -69,10 +69,10 @@ def test_serve_with_a_weak_secret_key_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_a_short_secret_key_file_is_refused(tmp_path):
-    from pyupdate_server.app import build_state
+    from pyupdate_server.startup import prepare_records
 
     data = tmp_path / "d"
     data.mkdir()
     (data / "secret.key").write_text("short\n")
     with pytest.raises(ConfigError, match="at least 32 bytes"):
-        build_state(Settings(data_dir=data))
+        prepare_records(Settings(data_dir=data))

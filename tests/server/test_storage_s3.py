@@ -235,7 +235,7 @@ def test_store_lost_while_serving_is_503_then_service_resumes(own_s3, tmp_path):
         r = client.delete(f"{ARTS}/{kept[0]['id']}", headers=admin)
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert [a["name"] for a in client.get(ARTS, headers=admin).json()] == ["before"]
-        assert not list((settings.data_dir / "tmp").iterdir())
+        assert not list(client.app.state.server.tmp_dir.iterdir())
         own_s3.start()
         assert client.get("/health/ready").json()["storage"] == "s3"
         assert len(stored_blobs(client)) == 1  # nothing of the refused upload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import jwt
@@ -111,3 +112,46 @@ def test_the_last_user_cannot_be_deleted(client, admin):
     other = r.json()["id"]
     assert client.delete(f"{USERS}/{other}", headers=admin).status_code == 204
     assert client.delete(f"{USERS}/{me}", headers=admin).status_code == 409
+
+
+def test_two_deletes_of_the_last_two_users_at_once_leave_one(client, admin):
+    """As two server processes would race: the first delete has not committed yet when
+    the second counts the users (on PostgreSQL both would count two without the lock)."""
+    from pyupdate_server.errors import Conflict
+    from pyupdate_server.services.users import create_user, delete_user
+
+    db = client.app.state.server.db
+    with db.write() as session:
+        other = create_user(session, "two@example.com", "longenough").id
+    me = client.get(USERS, headers=admin).json()
+    me = next(u["id"] for u in me if u["id"] != other)
+    first_deleted = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def first() -> None:
+        with db.write() as session:
+            delete_user(session, me)
+            first_deleted.set()
+            time.sleep(0.5)  # the second delete runs now, before this commits
+
+    def second() -> None:
+        first_deleted.wait(10)
+        try:
+            with db.write() as session:
+                delete_user(session, other)
+            outcome.append(None)
+        except Conflict as exc:
+            outcome.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert isinstance(outcome[0], Conflict)
+    with db.read() as session:
+        from sqlalchemy import select
+
+        from pyupdate_server.db.models import User
+
+        assert list(session.scalars(select(User.id))) == [other]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,9 +25,8 @@ from pyupdate_server.api.management import artifacts, deployments, devices, user
 from pyupdate_server.api.management import inventory as mgmt_inventory
 from pyupdate_server.auth.jwt import TokenSigner
 from pyupdate_server.auth.passwords import PasswordPool
-from pyupdate_server.auth.secrets import load_or_create_secret
 from pyupdate_server.db import dialect
-from pyupdate_server.db.engine import Database, sqlite_path
+from pyupdate_server.db.engine import Database
 from pyupdate_server.errors import (
     BadRequest,
     Conflict,
@@ -41,35 +39,20 @@ from pyupdate_server.metrics import Metrics, MetricsMiddleware
 from pyupdate_server.services.artifacts import ArtifactValidator
 from pyupdate_server.services.links import LinkSigner
 from pyupdate_server.settings import Settings
+from pyupdate_server.startup import Startup, start_up
 from pyupdate_server.state import ServerState
 from pyupdate_server.storage.base import BlobStore
 from pyupdate_server.storage.local import LocalBlobStore
+from pyupdate_server.tmpdirs import release
 from pyupdate_server.web import mount_ui
 
 log = logging.getLogger(__name__)
 
 
-def private_files(settings: Settings) -> None:
-    """The data dir 0700, the database and its WAL/SHM 0600: they hold password hashes.
-
-    SQLite gives the WAL and SHM files the database file's mode, so creating that file
-    0600 before the first connection is enough; existing files are tightened each start.
-    """
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)
-    db_file = sqlite_path(settings.db_url)
-    if db_file is None or str(db_file) in ("", ":memory:"):
-        return
-    os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path = db_file.with_name(db_file.name + suffix)
-        if path.exists():
-            os.chmod(path, 0o600)
-
-
-def build_store(settings: Settings) -> BlobStore:
-    """The configured artifact store, checked: a missing bucket or an unreachable endpoint
-    stops the start with one line (ConfigError, exit 2; StorageUnavailable, exit 3)."""
+def build_store(settings: Settings, check: bool = True) -> BlobStore:
+    """The configured artifact store; with `check`, a missing bucket or an unreachable
+    endpoint stops the start with one line (ConfigError, exit 2; StorageUnavailable,
+    exit 3). Workers skip the check: the parent made it once before they started."""
     if not settings.storage:
         return LocalBlobStore(settings.data_dir / "artifacts")
     from pyupdate_server.storage.s3 import S3BlobStore
@@ -82,31 +65,24 @@ def build_store(settings: Settings) -> BlobStore:
         access_key_id=settings.s3_access_key_id,
         secret_access_key=settings.s3_secret_access_key,
     )
-    store.check()
+    if check:
+        store.check()
     return store
 
 
-def build_state(settings: Settings) -> ServerState:
-    private_files(settings)
-    tmp_dir = settings.data_dir / "tmp"
-    # leftovers of uploads interrupted by a crash: never half a result
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(mode=0o700)
-    secret = load_or_create_secret(settings.data_dir, settings.secret_key)
-    previous = tuple(k.encode() for k in settings.previous_secret_keys)
-    db = Database(settings.db_url)
-    db.migrate()
+def build_state(settings: Settings, startup: Startup) -> ServerState:
+    """What one server process needs, on top of what start-up made (startup.py)."""
     validator = ArtifactValidator(settings.verify_keys, settings.require_signature)
     validator.load_keys()
-    store = build_store(settings)
+    previous = tuple(k.encode() for k in settings.previous_secret_keys)
     return ServerState(
         settings=settings,
-        db=db,
-        store=store,
-        tokens=TokenSigner(secret, previous),
-        links=LinkSigner(secret, settings.public_url, settings.download_link_ttl, previous),
-        metrics=Metrics(),
-        tmp_dir=tmp_dir,
+        db=Database(settings.db_url),
+        store=build_store(settings, check=False),
+        tokens=TokenSigner(startup.secret, previous),
+        links=LinkSigner(startup.secret, settings.public_url, settings.download_link_ttl, previous),
+        metrics=Metrics(startup.metrics_dir),
+        tmp_dir=startup.instance.path,
         validator=validator,
         passwords=PasswordPool(settings.login_workers, settings.login_queue),
     )
@@ -160,8 +136,15 @@ def _error_body(message: str) -> dict[str, str]:
     return {"error": message}
 
 
-def create_app(settings: Settings) -> FastAPI:
-    state = build_state(settings)
+def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
+    """The app; without `startup` (one process, tests) it does the start-up itself and
+    removes its temp dir when it stops."""
+    owner = startup is None
+    if startup is None:
+        startup, held = start_up(settings)
+    else:
+        held = startup.instance.hold()  # a worker: the temp dir stays while it runs
+    state = build_state(settings, startup)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -170,9 +153,15 @@ def create_app(settings: Settings) -> FastAPI:
         # under load held the event loop, and with it every device's poll, for 100-200 ms.
         gc.collect()  # garbage first: what is frozen is never collected
         gc.freeze()
+        if settings.workers > 1:  # say which process is up, for the operator and the tests
+            log.info("worker [%d] started", os.getpid(), extra={"pid": os.getpid()})
         yield
         state.passwords.shutdown()
         state.db.dispose()
+        if owner:
+            release(startup.instance, held)
+        else:
+            os.close(held)
 
     app = FastAPI(
         title="pyupdate-server",

@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        help="server processes on this host and port, 1 to 64 (or PYUPDATE_SERVER_WORKERS; "
+        "default 1; docs/scale-out.md)",
+    )
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument("--public-url", help="base URL put into download links")
@@ -83,6 +88,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "database_url": getattr(args, "database_url", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "workers": getattr(args, "workers", None),
         "tls_cert": getattr(args, "tls_cert", None),
         "tls_key": getattr(args, "tls_key", None),
         "public_url": getattr(args, "public_url", None),
@@ -95,70 +101,34 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings) -> int:
-    import os
+    from pyupdate_server.serve import serve
 
-    import uvicorn
-
-    # everything the server creates (database, WAL, keys, uploads, logs it is pointed
-    # at) is for its own user only; app.py also sets the modes explicitly
-    os.umask(0o077)
-    from pyupdate_server.app import create_app
-    from pyupdate_server.log import setup_logging
-
-    setup_logging(settings.log_level, settings.log_json)
-    app = create_app(settings)
-    from pyupdate_server.db.dialect import safe_url
-
-    print(
-        f"pyupdate-server listening on {settings.base_url} (data in {settings.data_dir}, "
-        f"database {safe_url(settings.db_url)}, artifacts in {app.state.server.store})",
-        flush=True,
-    )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        log_config=None,
-        access_log=False,
-        http="httptools" if _has("httptools") else "h11",
-        loop="uvloop" if _has("uvloop") else "asyncio",
-        # A stop waits at most this long for open connections: an idle TLS keep-alive
-        # client otherwise holds it for asyncio's 30 s TLS close, and a download cut
-        # here is resumed by the device with Range.
-        timeout_graceful_shutdown=10,
-    )
-    return 0
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
+    return serve(settings)
 
 
 def _user_create(settings: Settings, username: str, password: str) -> int:
-    from pyupdate_server.app import build_state
     from pyupdate_server.services.users import create_user
+    from pyupdate_server.startup import prepare_records
 
-    state = build_state(settings)
-    with state.db.write() as session:
+    db, _ = prepare_records(settings)
+    with db.write() as session:
         user = create_user(session, username, password)
         print(user.id)
     return 0
 
 
 def _token_create(settings: Settings, username: str, name: str, expires_in: int) -> int:
-    from pyupdate_server.app import build_state
+    from pyupdate_server.auth.jwt import TokenSigner
     from pyupdate_server.services.users import create_token, find_user
+    from pyupdate_server.startup import prepare_records
 
-    state = build_state(settings)
-    with state.db.write() as session:
+    db, secret = prepare_records(settings)
+    with db.write() as session:
         user = find_user(session, username)
         token = create_token(session, user.id, name, expires_in)
         token_id, user_id = token.id, user.id
-    print(state.tokens.issue(user_id, "pat", expires_in, token_id))
+    previous = tuple(k.encode() for k in settings.previous_secret_keys)
+    print(TokenSigner(secret, previous).issue(user_id, "pat", expires_in, token_id))
     return 0
 
 

@@ -1,15 +1,25 @@
-"""Prometheus metrics, one registry per app (tests build many apps in one process)."""
+"""Prometheus metrics, one registry per app (tests build many apps in one process).
+
+With `--workers N` each worker counts into its own files under `multiprocess_dir`
+(prometheus_client's multiprocess mode, chosen by PROMETHEUS_MULTIPROC_DIR, which
+serve.py sets before the workers start), and /metrics, whichever worker answers it,
+sums them: the numbers are the whole server's (this host's), not one worker's. A
+worker that died keeps its counts in the sum, so counters never go backwards.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "pyupdate_http_requests",
@@ -32,7 +42,11 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=str(self.multiprocess_dir))
+        return generate_latest(every_worker)
 
 
 class MetricsMiddleware:

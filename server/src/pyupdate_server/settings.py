@@ -16,6 +16,7 @@ from pyupdate_server.errors import ConfigError
 
 ENV_PREFIX = "PYUPDATE_SERVER_"
 MIN_SECRET = 32  # bytes: the HMAC-SHA256 key behind every token and download link
+MAX_WORKERS = 64  # far past what one host's cores serve; a typo (800) is refused
 _LIMITS = (
     "login_attempts_per_source",
     "login_failures_per_user",
@@ -35,6 +36,10 @@ class Settings:
     Args:
         data_dir: holds server.db, artifacts/, tmp/ and the secret key file.
         host, port: where `serve` listens.
+        workers: server processes `serve` runs on host:port, 1 to 64 (docs/scale-out.md).
+        forwarded_allow_ips: comma list of reverse proxy addresses whose X-Forwarded-For
+            names the client (the per-source limits' key); default: uvicorn's
+            FORWARDED_ALLOW_IPS, else 127.0.0.1.
         public_url: base URL put into download links; default http(s)://host:port.
         tls_cert, tls_key: PEM files; both or neither.
         database_url: `sqlite:///path` or `postgresql://user:password@host:port/db`
@@ -70,6 +75,8 @@ class Settings:
     data_dir: Path = Path("pyupdate-data")
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1
+    forwarded_allow_ips: str | None = None
     public_url: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -103,6 +110,8 @@ class Settings:
             raise ConfigError("tls_cert and tls_key must be given together")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"workers must be 1 to {MAX_WORKERS}, not {self.workers}")
         if self.require_signature and not self.verify_keys:
             raise ConfigError("require_signature needs at least one verify key")
         if self.database_url:
@@ -142,6 +151,7 @@ class Settings:
 
 _CASTS = {
     "port": int,
+    "workers": int,
     "device_token_ttl": int,
     "user_token_ttl": int,
     "download_link_ttl": int,
@@ -155,7 +165,7 @@ _PATHS = {"data_dir", "tls_cert", "tls_key"}
 def _cast(name: str, value: object) -> object:
     try:
         if name in _CASTS:
-            return int(value)  # type: ignore[call-overload]
+            return _integer(value)
         if name in _BOOLS:
             if isinstance(value, bool):
                 return value
@@ -171,6 +181,13 @@ def _cast(name: str, value: object) -> object:
     except ValueError as exc:
         raise ConfigError(f"setting {name}: {exc}") from None
     return value
+
+
+def _integer(value: object) -> int:
+    """An integer, from TOML or text; not a float or a bool cut down to one (2.5 or true)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value)
 
 
 def load_settings(

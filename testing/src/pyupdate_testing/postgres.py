@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL server: Debian's binaries, a temporary cluster, a free port.
 
 `postgres_cluster()` runs `initdb` into a new temporary directory, starts `postgres`
-on 127.0.0.1 (and a Unix socket in that directory), and removes it all on exit. As
+on 127.0.0.1 (and a Unix socket in that directory; with `network`, also on an address
+that hosts in network namespaces reach, netns.py), and removes it all on exit. As
 root it runs the server as the `postgres` user that Debian's package creates (or
 `nobody`): PostgreSQL refuses to run as root. Tests and benchmarks get one database
 each with `create_database()`; `stop()` and `start()` take the server away and bring it
@@ -73,11 +74,14 @@ class PostgresCluster:
         root: its directory (data/, the socket, postgres.log).
         port: the TCP port on 127.0.0.1.
         bin_dir: where initdb and postgres come from.
+        network: (address, cidr): also listen on `address` and trust clients from
+            `cidr` (e.g. a bridge's gateway and subnet, netns.py); None for loopback only.
     """
 
     root: Path
     port: int
     bin_dir: Path
+    network: tuple[str, str] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _names: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
@@ -85,9 +89,9 @@ class PostgresCluster:
     def log(self) -> Path:
         return self.root / "postgres.log"
 
-    def url(self, database: str = "postgres") -> str:
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
         """What `--database-url` takes (trust authentication: no password)."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{SUPERUSER}@{host}:{self.port}/{database}"
 
     def _run_as(self) -> dict[str, object]:
         user = _service_user()
@@ -104,13 +108,17 @@ class PostgresCluster:
              "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
             check=True, capture_output=True, timeout=120, cwd=self.root, **self._run_as(),
         )  # fmt: skip
+        if self.network is not None:
+            with open(self.root / "data" / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.network[1]} trust\n")
 
     def start(self, timeout: float = 60) -> None:
         """Start the server (again) and wait until it accepts connections."""
+        listen = "127.0.0.1" + (f",{self.network[0]}" if self.network else "")
         cmd = [
             str(self.bin_dir / "postgres"), "-D", str(self.root / "data"),
             "-p", str(self.port), "-k", str(self.root),
-            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+            "-c", f"listen_addresses={listen}", "-c", "max_connections=200",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "shared_buffers=32MB",
         ]  # fmt: skip
@@ -170,8 +178,12 @@ class PostgresCluster:
 
 
 @contextlib.contextmanager
-def postgres_cluster(root: Path | None = None) -> Iterator[PostgresCluster]:
+def postgres_cluster(
+    root: Path | None = None, network: tuple[str, str] | None = None
+) -> Iterator[PostgresCluster]:
     """A running cluster in `root` (a new temporary directory by default); removed on exit.
+
+    network: (address, cidr) to listen on and trust besides 127.0.0.1 (PostgresCluster).
 
     The directory must be reachable by the service user when running as root, so the
     default is a fresh directory of its own rather than pytest's (0700, root's) tmp_path:
@@ -187,7 +199,7 @@ def postgres_cluster(root: Path | None = None) -> Iterator[PostgresCluster]:
         base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
         root = Path(tempfile.mkdtemp(prefix="pyupdate-pg-", dir=base))
     root.mkdir(parents=True, exist_ok=True)
-    cluster = PostgresCluster(root, free_port(), bin_dir)
+    cluster = PostgresCluster(root, free_port(), bin_dir, network)
     try:
         cluster.init()
         cluster.start()

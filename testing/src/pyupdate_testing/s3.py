@@ -61,19 +61,22 @@ class S3Server:
 
     Args:
         root: its backend directory (one subdirectory per bucket).
-        port: the TCP port on 127.0.0.1.
+        port: the TCP port on `host`.
         log: its output, appended to across restarts.
+        host: the address it listens on (127.0.0.1, or a bridge's gateway for hosts in
+            network namespaces, netns.py).
     """
 
     root: Path
     port: int
     log: Path
     binary: Path
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """The AWS_* variables that point a client (or `pyupdate-server`) at this server."""
@@ -130,7 +133,7 @@ class S3Server:
     def start(self, timeout: float = 30) -> None:
         cmd = [
             str(self.binary), "serve", "s3", str(self.root / "data"),
-            "--addr", f"127.0.0.1:{self.port}",
+            "--addr", f"{self.host}:{self.port}",
             "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
             "--config", "/dev/null",  # no rclone.conf of the user's
         ]  # fmt: skip
@@ -147,7 +150,7 @@ class S3Server:
             time.sleep(0.05)
 
     def accepts(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1):
+        with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 1):
             return True
         return False
 
@@ -164,8 +167,9 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def s3_server(root: Path | None = None) -> Iterator[S3Server]:
-    """A running `rclone serve s3` on a new temporary directory (or `root`); removed on exit."""
+def s3_server(root: Path | None = None, host: str = "127.0.0.1") -> Iterator[S3Server]:
+    """A running `rclone serve s3` on a new temporary directory (or `root`), listening on
+    `host`; removed on exit."""
     binary = rclone_binary()
     if binary is None:
         raise RuntimeError(unavailable())
@@ -173,7 +177,7 @@ def s3_server(root: Path | None = None) -> Iterator[S3Server]:
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="pyupdate-s3-"))
     (root / "data").mkdir(parents=True, exist_ok=True)
-    server = S3Server(root, free_port(), root / "rclone.log", binary)
+    server = S3Server(root, free_port(), root / "rclone.log", binary, host=host)
     try:
         server.start()
         yield server

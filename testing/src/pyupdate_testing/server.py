@@ -6,7 +6,8 @@ waits until /health answers, and stops it on exit. Options the tests and
 benchmarks need: a public URL (devices reach it through a proxy), TLS with a
 private CA (pki.py), a settings file, a data dir prepared beforehand (a
 preloaded database), a database URL (PostgreSQL, postgres.py; several servers on
-one database), and a restart on the same port and data (`Server.start_again`).
+one database), several worker processes (`--workers`, `Server.worker_pids`), and a
+restart on the same port and data (`Server.start_again`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class Server:
         pki: the CA and certificate it serves TLS with, or None for plain HTTP.
         config: its TOML settings file (--config), or None for the defaults.
         database_url: its --database-url, or None for server.db in the data dir.
+        workers: its --workers; with more than one, `process` is their parent.
+        host: its --host (an address in a network namespace, netns.py).
+        command_prefix: what runs the command, e.g. `ip netns exec NAME` (netns.Host).
 
     `process` (the server, leader of its own process group) exists once `start()` ran.
     """
@@ -89,6 +93,9 @@ class Server:
     pki: Pki | None = None
     config: Path | None = None
     database_url: str | None = None
+    workers: int = 1
+    host: str = "127.0.0.1"
+    command_prefix: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] = field(init=False, repr=False)
     _api: httpx.Client | None = field(default=None, repr=False)
 
@@ -126,8 +133,12 @@ class Server:
 
     def start(self) -> None:
         """`pyupdate-server serve` with these settings, until /health answers (else stopped)."""
-        cmd = [*server_command(), "serve", *_options(self.config, self.data_dir, self.database_url)]
-        cmd += ["--port", str(self.port)]
+        cmd = [*self.command_prefix, *server_command(), "serve"]
+        cmd += [*_options(self.config, self.data_dir, self.database_url), "--port", str(self.port)]
+        if self.host != "127.0.0.1":
+            cmd += ["--host", self.host]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         if self.public_url:
             cmd += ["--public-url", self.public_url]
         if self.pki:
@@ -138,9 +149,39 @@ class Server:
             )
         try:
             wait_healthy(self.url, self.process, self.log, self._client_context())
+            if self.workers > 1:
+                self.wait_workers()
         except BaseException:
             self.stop()  # a server that never answered is not left running
             raise
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes under a `--workers N` parent (uvicorn spawns them)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and b"spawn_main" in cmdline:
+                pids.append(int(entry.name))
+        return sorted(pids)
+
+    def wait_workers(self, timeout: float = 60) -> list[int]:
+        """Until `workers` workers run and each has finished its start-up; their pids."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.worker_pids()
+            started = set(re.findall(rb"\[(\d+)\] started", self.log.read_bytes()))
+            if len(pids) == self.workers and {str(p).encode() for p in pids} <= started:
+                return pids
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"workers did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
 
     def start_again(self) -> None:
         """Restart on the same port and data (after stop())."""
@@ -231,6 +272,7 @@ def live_server(
     config: Path | None = None,
     database_url: str | None = None,
     create_admin: bool = True,
+    workers: int = 1,
 ) -> Iterator[Server]:
     """`pyupdate-server serve` on 127.0.0.1 with an ADMIN user; stopped on exit.
 
@@ -245,6 +287,7 @@ def live_server(
             from postgres.py; several servers may share it (and the data dir).
         create_admin: create ADMIN first; False for a second server on a database
             that has it already.
+        workers: `serve --workers`; the start waits until every worker has started.
     """
     root.mkdir(parents=True, exist_ok=True)
     data = data_dir or root / "server-data"
@@ -258,7 +301,7 @@ def live_server(
     scheme = "https" if pki else "http"
     server = Server(
         f"{scheme}://127.0.0.1:{port}", port, data, root / "server.log", public_url, pki, config,
-        database_url,
+        database_url, workers,
     )  # fmt: skip
     server.start()
     try:

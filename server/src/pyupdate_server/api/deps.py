@@ -39,7 +39,7 @@ class UserIdentity:
 
 def client_address(request: Request) -> str:
     """The peer's address, the key of the per-source limits. Behind a reverse proxy every
-    request has the proxy's: run uvicorn with --forwarded-allow-ips (docs/security.md)."""
+    request has the proxy's: set forwarded_allow_ips (docs/security.md, "Limits")."""
     return request.client.host if request.client else "unknown"
 
 

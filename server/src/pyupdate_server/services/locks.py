@@ -14,6 +14,9 @@ and a decision holds only if what it read cannot change before it commits:
   (the "last one finishes the deployment" count) or handing out a capped deployment
   (the `max_devices` count): those counts are taken one transaction at a time.
 * `deployment(..., ABORT)`: FOR UPDATE, excluding all of the above.
+* `all_users`: FOR UPDATE on every user row, so the last-user rule counts users that
+  no concurrent delete is removing: of two deletes of the last two users, the second
+  waits for the first, then sees one user left and refuses.
 
 Lock order, always: device row, then deployment row, then device_deployments rows.
 Every path that changes a device_deployments row holds its deployment's lock first,
@@ -28,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pyupdate_server.db import dialect
-from pyupdate_server.db.models import Deployment, Device
+from pyupdate_server.db.models import Deployment, Device, User
 
 
 class Mode(enum.Enum):
@@ -72,3 +75,11 @@ def reread(session: Session, obj: object) -> None:
     """Read `obj` again after taking a lock: what was read before may have changed."""
     if not dialect.serializes_writers(session):
         session.refresh(obj)
+
+
+def all_users(session: Session) -> list[str]:
+    """Every user's id, the rows locked until the transaction ends (a handful of rows)."""
+    stmt = select(User.id)
+    if not dialect.serializes_writers(session):
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pyupdate_server.auth.passwords import dummy_hash, hash_password, verify_password
 from pyupdate_server.db.models import ApiToken, User, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unauthorized
+from pyupdate_server.services import locks
 
 MIN_PASSWORD = 8
 MAX_USERNAME = 256
@@ -55,11 +56,15 @@ def authenticate(session: Session, email: str, password: str) -> User:
 
 
 def delete_user(session: Session, user_id: str) -> None:
-    """Any user but the last: with none left, nobody could log in to make one."""
+    """Any user but the last: with none left, nobody could log in to make one.
+
+    The count is taken on locked rows (services/locks.py): two server processes deleting
+    the last two users at once leave one, on PostgreSQL as on SQLite."""
+    remaining = locks.all_users(session)
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
-    if session.scalar(select(func.count()).select_from(User)) == 1:
+    if len(remaining) <= 1:
         raise Conflict("the last user cannot be deleted: create another one first")
     session.delete(user)
 
