@@ -27,17 +27,15 @@ import gc
 import json
 import multiprocessing
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import ADMIN, device_key, pubkey_pem, sign
+from server_helpers import device_key, pubkey_pem, sign
+
+from pyupdate_testing.server import ADMIN, live_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,58 +53,16 @@ NEXT = "/api/devices/v2/deployments/device/deployments/next"
 INVENTORY = "/api/devices/v1/inventory/device/attributes"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _server_cmd() -> list[str]:
-    return [sys.executable, "-m", "pyupdate_server.cli"]
-
-
 @pytest.fixture
 def server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    data = tmp_path / "data"
     config = tmp_path / "server.toml"
     config.write_text(
         f'secret_key = "{"a" * 64}"\n'
         # every login reaches the hash: the pool, not the rate limit, must protect the fleet
         "login_attempts_per_source = 1000000\nlogin_failures_per_user = 1000000\n"
     )
-    subprocess.run(
-        [*_server_cmd(), "user", "create", "--config", str(config), "--data-dir", str(data),
-         "--username", ADMIN[0], "--password", ADMIN[1]],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    port = _free_port()
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [*_server_cmd(), "serve", "--config", str(config), "--data-dir", str(data),
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
-    try:
-        yield url, proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    with live_server(tmp_path, config=config) as running:
+        yield running.url, running.process.pid
 
 
 def _rss(pid: int) -> int:

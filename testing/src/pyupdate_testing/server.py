@@ -13,56 +13,30 @@ restart on the same port and data (`Server.start_again`).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from pyupdate_host.qemutest.server import (
+    create_user,
+    free_port,
+    server_command,
+    start_process,
+    stop_process,
+)
 from pyupdate_testing.pki import Pki
+
+# the process part is the shipped launcher's (pyupdate-qemu-test); this adds what tests need
+__all__ = ["ADMIN", "MANAGEMENT", "Server", "free_port", "live_server", "server_command"]
 
 ADMIN = ("admin@example.com", "daemon-test-password")
 MANAGEMENT = "/api/management"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_command() -> list[str]:
-    """`pyupdate-server` from this venv (the module when the script is missing)."""
-    exe = Path(sys.executable).parent / "pyupdate-server"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pyupdate_server.cli"]
-
-
-def wait_healthy(
-    url: str,
-    proc: subprocess.Popen[bytes],
-    log: Path,
-    context: ssl.SSLContext | None = None,
-    timeout: float = 60,
-) -> None:
-    """Until /health answers (over TLS with `context`); the server log if it never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2, context=context):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log.read_text()}") from None
-            time.sleep(0.1)
 
 
 @dataclass
@@ -123,13 +97,7 @@ class Server:
         return self._api
 
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process(self.process, timeout=10)
 
     def start(self) -> None:
         """`pyupdate-server serve` with these settings, until /health answers (else stopped)."""
@@ -143,17 +111,13 @@ class Server:
             cmd += ["--public-url", self.public_url]
         if self.pki:
             cmd += ["--tls-cert", str(self.pki.cert), "--tls-key", str(self.pki.key)]
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            wait_healthy(self.url, self.process, self.log, self._client_context())
-            if self.workers > 1:
+        self.process = start_process(cmd, self.log, self.url, self._client_context())
+        if self.workers > 1:
+            try:
                 self.wait_workers()
-        except BaseException:
-            self.stop()  # a server that never answered is not left running
-            raise
+            except BaseException:
+                self.stop()
+                raise
 
     def worker_pids(self) -> list[int]:
         """The worker processes under a `--workers N` parent (uvicorn spawns them)."""
@@ -292,11 +256,7 @@ def live_server(
     root.mkdir(parents=True, exist_ok=True)
     data = data_dir or root / "server-data"
     if create_admin:
-        subprocess.run(
-            [*server_command(), "user", "create", *_options(config, data, database_url),
-             "--username", ADMIN[0], "--password", ADMIN[1]],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        create_user(_options(config, data, database_url), ADMIN)
     port = port or free_port()
     scheme = "https" if pki else "http"
     server = Server(

@@ -7,12 +7,14 @@ small client of its management API (Mender's paths) over urllib.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,7 +35,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _server_cmd() -> list[str]:
+def server_command() -> list[str]:
+    """`pyupdate-server` beside this Python (a venv), else its module, else from PATH."""
     exe = Path(sys.executable).parent / "pyupdate-server"
     if exe.exists():
         return [str(exe)]
@@ -44,46 +47,85 @@ def _server_cmd() -> list[str]:
 
 def available() -> bool:
     """Whether a bundled server can be started from here (the managed scenarios need one)."""
-    cmd = _server_cmd()
+    cmd = server_command()
     return Path(cmd[0]).exists() or len(cmd) > 1 or shutil.which(cmd[0]) is not None
 
 
+def wait_healthy(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 60,
+) -> None:
+    """Until `url`/health answers (over TLS with `context`); else an error with the log's end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2, context=context):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+                raise RuntimeError(f"pyupdate-server did not start ({log}):\n{tail}") from None
+            time.sleep(0.1)
+
+
+def start_process(
+    command: list[str], log: Path, url: str, context: ssl.SSLContext | None = None
+) -> subprocess.Popen[bytes]:
+    """`command` (a `pyupdate-server serve`) as leader of its own process group, its
+    output appended to `log`, once `url` answers; stopped again if it never does."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_healthy(url, process, log, context)
+    except BaseException:
+        stop_process(process)
+        raise
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM to the process group (workers included), SIGKILL if it outstays `timeout`."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+def create_user(options: list[str], user: tuple[str, str]) -> None:
+    """`pyupdate-server user create` with `options` (--data-dir, --config, ...)."""
+    subprocess.run(
+        [*server_command(), "user", "create", *options, "--username", user[0],
+         "--password", user[1]],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
 class Server:
-    """`pyupdate-server serve` in its own process group; `stop()` ends it."""
+    """`pyupdate-server serve` on 127.0.0.1 in its own process group; `stop()` ends it."""
 
     def __init__(self, data_dir: Path, log: Path) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        subprocess.run(
-            [*_server_cmd(), "user", "create", "--data-dir", str(data_dir),
-             "--username", ADMIN[0], "--password", ADMIN[1]],
-            check=True, capture_output=True, timeout=120,
+        create_user(["--data-dir", str(data_dir)], ADMIN)
+        self.process = start_process(
+            [*server_command(), "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            log, self.url,
         )  # fmt: skip
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                [*_server_cmd(), "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"pyupdate-server did not start, see {log}") from None
-                time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=15)
+        stop_process(self.process)
 
 
 class Management:
