@@ -34,6 +34,7 @@ from pyupdate_agent.config_schema import (
     TEXT,
     TIMEOUT,
     TOKEN,
+    WINDOW,
 )
 from pyupdate_agent.errors import ConfigError
 
@@ -57,6 +58,19 @@ BAD: dict[object, list[object]] = {
     JITTER: [-0.01, 0.51, 1, "0.1", True, None, float("nan"), {}],
     BOOTLOADER: ["lilo", "UBOOT", 1, None, {}],
     KEY_TYPE: ["dsa", 3, None, {}],
+    WINDOW: [
+        "02:00-02:00",
+        "2:00-4:00",
+        "24:00-01:00",
+        "02:60-03:00",
+        "02:00",
+        "02:00-",
+        "02:00-03:00-04:00",
+        1,
+        ["02:00-03:00"],
+        True,
+        {},
+    ],
 }
 ORIGINS = {MENDER, OURS, MENDER + DAEMON_ONLY, OURS + DAEMON_ONLY}
 

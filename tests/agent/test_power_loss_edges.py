@@ -11,7 +11,8 @@ server was told.
 
 The scenarios steer the agent with marker files in `$MARKS`: probe state scripts (in
 the artifact and in the rootfs dirs) fail while `fail-<State>_<Action>` exists, a probe
-update module answers from files, and a fake server (pyupdate_testing.fake_device_api.FakeDeviceAPI) answers
+update module answers from files, a `clock` file is the local time the install window is
+checked against (window.py's test clock), and a fake server (pyupdate_testing.fake_device_api.FakeDeviceAPI) answers
 409 to the n-th report of a status.
 """
 
@@ -30,6 +31,7 @@ import pytest
 from pyupdate_agent.core.runner import KILL_AT
 from pyupdate_agent.core.states import EDGES, RESUME, Edge, Mode, State
 from pyupdate_agent.store import Store
+from pyupdate_agent.window import CLOCK
 from pyupdate_testing.daemon_device import DaemonDevice, make_daemon_device
 from pyupdate_testing.fake_device_api import FakeDeviceAPI, Seen
 from pyupdate_testing.host_device import (
@@ -73,6 +75,9 @@ class Scenario:
     payload: `rootfs` or `module` (the probe module).
     marks: marker files and their content, made before the first start.
     transient: markers removed at the power cycle after the kill (so the update can go on).
+    changes: markers (re)written at the power cycle after each kill (`clock`: the local time
+        the agent reads, window.py's test clock).
+    config: config keys for the device (InstallWindow).
     conflict: managed: the server answers 409 to the n-th report of this status.
     commands: standalone: the commands in order (`boot` = a power cycle).
     prelude: edges to be killed at before the edge under test.
@@ -84,12 +89,17 @@ class Scenario:
     edges: tuple[str, ...]
     marks: dict[str, str] = field(default_factory=dict)
     transient: tuple[str, ...] = ()
+    changes: dict[str, str] = field(default_factory=dict)
+    config: dict[str, object] = field(default_factory=dict)
     conflict: tuple[str, int] | None = None
     commands: tuple[str, ...] = ()
     prelude: tuple[str, ...] = ()
 
 
 ROLLBACK_GARBAGE = {"rollback-garbage": "", "fail-module-ArtifactInstall": ""}
+# an install window closed at first, open after the power cut
+WINDOW = dict(marks={"clock": "12:00"}, changes={"clock": "11:10"},
+              config={"InstallWindow": "11:00-11:30"})  # fmt: skip
 MANAGED = (
     Scenario("rootfs-success", "rootfs", ("Idle:ok", "Sync:ok", "Download:ok",
              "ArtifactInstall:ok", "ArtifactVerifyReboot:ok", "ArtifactCommit:ok", "Cleanup:ok",
@@ -121,6 +131,11 @@ MANAGED = (
     Scenario("verify-fails", "rootfs", ("ArtifactVerifyReboot:fail",),
              marks={"fail-ArtifactReboot_Leave": ""}),
     Scenario("restart-during-download", "rootfs", ("Cleanup:retry",), prelude=("Sync:ok",)),
+    Scenario("install-window-closed", "rootfs", ("Download:pause",), **WINDOW),
+    Scenario("install-window-opens", "module", ("Downloaded:install",),
+             prelude=("Download:pause",), **WINDOW),
+    Scenario("aborted-waiting", "rootfs", ("Downloaded:aborted",), marks={"clock": "12:00"},
+             config=WINDOW["config"], conflict=("pause_before_installing", 1)),
 )  # fmt: skip
 STANDALONE = (
     Scenario("rootfs-commit", "rootfs", ("Download:ok", "ArtifactInstall:ok", "Installed:commit",
@@ -140,6 +155,10 @@ STANDALONE = (
              commands=("install",)),
     Scenario("module-rollback-query-fails", "module", ("ArtifactRollback:fail",),
              marks=ROLLBACK_GARBAGE, commands=("install",)),
+    Scenario("download-only-resume", "rootfs", ("Download:pause", "Downloaded:install"),
+             commands=("download-only", "resume", "boot", "commit")),
+    Scenario("download-only-drop", "module", ("Downloaded:rollback",),
+             commands=("download-only", "rollback")),
 )  # fmt: skip
 SCENARIOS = {Mode.MANAGED: MANAGED, Mode.STANDALONE: STANDALONE}
 
@@ -272,8 +291,9 @@ def _cli(host: HostDevice, marks: Path, cmd: str, art: Path, kill: str | None):
     env = {**os.environ, "MARKS": str(marks)}
     if kill:
         env[KILL_AT] = kill
-    argv = ["--log-level", "info", cmd] + ([str(art)] if cmd == "install" else [])
-    return host.run(*argv, env=env)
+    argv = {"install": ["install", str(art)], "download-only": ["install", "--download-only",
+            str(art)], "resume": ["install", "--resume"]}.get(cmd, [cmd])  # fmt: skip
+    return host.run("--log-level", "info", *argv, env=env)
 
 
 def _run_standalone(host, marks, scenario, art, kill: str, from_step: int = 0):
@@ -348,7 +368,8 @@ class EdgeAPI(FakeDeviceAPI):
 
 
 def _start(dev: DaemonDevice, marks: Path, kill: str | None) -> None:
-    dev.env_extra = {"MARKS": str(marks)} | ({KILL_AT: kill} if kill else {})
+    dev.env_extra = {"MARKS": str(marks), CLOCK: str(marks / "clock")}
+    dev.env_extra |= {KILL_AT: kill} if kill else {}
     dev.start()
 
 
@@ -394,13 +415,17 @@ def test_managed_power_loss_on_edge(tmp_path: Path, edge_artifacts, edge: Edge) 
     mode = Mode.MANAGED
     scenario = scenario_for(mode, edge)
     with EdgeAPI(edge_artifacts[scenario.payload], scenario.conflict) as api:
-        dev = make_daemon_device(tmp_path / "dev", api, server_url=api.url, preauthorize=False)
+        dev = make_daemon_device(
+            tmp_path / "dev", api, server_url=api.url, preauthorize=False, **scenario.config
+        )
         try:
             marks = _prepare(dev.host, scenario)
             before = Before(sha256(dev.host.slot_a), dev.host.env())
             for kill in (*scenario.prelude, edge_id(edge)):
                 log = _run_until_killed(dev, marks, kill)
                 dev.host.boot()  # the power comes back
+                for name, content in scenario.changes.items():
+                    (marks / name).write_text(content)
             _assert_killed_at(dev.host, mode, Edge(edge.source, edge.outcome, edge.target), log)
             record = _record(dev.host)
             for name in scenario.transient:

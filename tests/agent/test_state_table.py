@@ -31,9 +31,11 @@ from pyupdate_agent.daemon.machine import Daemon
 DOC = Path(__file__).parents[2] / "docs" / "agent-state-machine.md"
 S, R = State, Outcome
 # the statuses of Mender's device API (docs/device-api.md)
-MENDER_STATUSES = {"downloading", "installing", "rebooting", "success", "failure"}
-ENTRIES = {Mode.MANAGED: {S.IDLE}, Mode.STANDALONE: {S.DOWNLOAD, S.INSTALLED}}
-ENDS = {Mode.MANAGED: {S.IDLE}, Mode.STANDALONE: {S.IDLE, S.INSTALLED}}
+MENDER_STATUSES = {"downloading", "pause_before_installing", "installing", "rebooting", "success",
+                   "failure"}  # fmt: skip
+# standalone commands start in Download (`install`) or where an update waits (the others)
+ENTRIES = {Mode.MANAGED: {S.IDLE}, Mode.STANDALONE: {S.DOWNLOAD, S.DOWNLOADED, S.INSTALLED}}
+ENDS = {Mode.MANAGED: {S.IDLE}, Mode.STANDALONE: {S.IDLE, S.DOWNLOADED, S.INSTALLED}}
 
 
 def _states(mode: Mode) -> set[State]:
@@ -186,6 +188,21 @@ def test_resume_never_reruns_half_an_install_or_a_reboot() -> None:
     assert RESUME[(Mode.MANAGED, S.ARTIFACT_REBOOT)].target is S.ARTIFACT_VERIFY_REBOOT
     rollback_reboot = RESUME[(Mode.MANAGED, S.ARTIFACT_ROLLBACK_REBOOT)]
     assert rollback_reboot.target is S.ARTIFACT_VERIFY_ROLLBACK_REBOOT
+
+
+def test_a_downloaded_update_waits_then_installs_or_is_dropped_without_a_rollback() -> None:
+    """Download-now-install-later: ArtifactInstall's scripts run only once the wait ends;
+    a dropped download never reaches ArtifactRollback (nothing was activated)."""
+    for mode in Mode:
+        assert next_state(mode, S.DOWNLOAD, R.PAUSE) is S.DOWNLOADED
+        assert next_state(mode, S.DOWNLOADED, R.INSTALL) is S.ARTIFACT_INSTALL
+        assert RESUME[(mode, S.DOWNLOADED)].target is S.DOWNLOADED
+    assert next_state(Mode.STANDALONE, S.DOWNLOADED, R.ROLLBACK) is S.CLEANUP
+    assert next_state(Mode.MANAGED, S.DOWNLOADED, R.ABORTED) is S.ARTIFACT_FAILURE
+    assert ROWS[S.DOWNLOADED].status == "pause_before_installing"  # Mender's name
+    assert not any(isinstance(s, Script) for s in ROWS[S.DOWNLOADED].steps)
+    download = [str(s) for s in ROWS[S.DOWNLOAD].steps]
+    assert download.index("Download_Leave") < download.index("hold_install")
 
 
 def test_an_unknown_transition_is_a_value_error_naming_both() -> None:

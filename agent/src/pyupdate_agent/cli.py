@@ -18,6 +18,7 @@ from pyupdate_artifact.printable import printable
 
 from . import __version__
 from .config import DEFAULT_CONFIG, DEFAULT_DATA, load_config
+from .core.names import State
 from .errors import AgentError, UpdateError
 from .exitcodes import Exit, exit_code
 from .log import setup_logging
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from .device import Device
 
 log = logging.getLogger(__name__)
+
+# what a standalone update in these states waits for (show-update)
+WAITS_FOR = {
+    State.DOWNLOADED: "pyupdate install --resume",
+    State.INSTALLED: "pyupdate commit",
+}
 
 # Each verb imports what it needs when it runs: `show-artifact` (inventory and state
 # scripts call it) then starts without the artifact reader, TLS and the installers,
@@ -49,7 +56,7 @@ def _open_store(device: Device):
 def cmd_install(args: argparse.Namespace) -> int:
     from pyupdate_artifact.heap import keep_freed_buffers
 
-    from .standalone import install, recover
+    from .standalone import install, recover, resume_install, waiting
 
     # a one-shot process: keeping freed buffers saves ~1 s of page faults per GiB
     # (the daemon does not, so its memory goes back to the system after an update)
@@ -60,14 +67,21 @@ def cmd_install(args: argparse.Namespace) -> int:
         done = recover(device, store)
         if done:
             log.warning(done)
-        pending = store.inflight()
-        if pending is not None:
-            raise UpdateError(
-                f"update of {pending.artifact_name} is in progress: commit or roll back first"
-            )
-        result = install(device, store, args.artifact)
+        if args.resume:
+            result = resume_install(device, store)
+        else:
+            refusal = waiting(store.load())
+            if refusal is not None:
+                raise UpdateError(refusal)
+            result = install(device, store, args.artifact, download_only=args.download_only)
     finally:
         store.close()
+    if result.downloaded:
+        print(
+            f"downloaded {printable(result.artifact_name)}: run 'pyupdate install --resume'"
+            " to install it or 'pyupdate rollback' to drop it"
+        )
+        return Exit.OK
     if result.committed:
         print(f"installed and committed {printable(result.artifact_name)}")
     else:
@@ -100,10 +114,12 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     device = _device(args)
     store = _open_store(device)
     try:
+        record = store.load()
+        downloaded = record is not None and record.state is State.DOWNLOADED
         name = rollback(device, store)
     finally:
         store.close()
-    print(f"rolled back {printable(name)}")
+    print(f"{'dropped the download of' if downloaded else 'rolled back'} {printable(name)}")
     return Exit.OK
 
 
@@ -124,6 +140,34 @@ def cmd_show_artifact(args: argparse.Namespace) -> int:
 
 def cmd_show_provides(args: argparse.Namespace) -> int:
     sys.stdout.write(format_provides(_provides(args)))
+    return Exit.OK
+
+
+def cmd_show_update(args: argparse.Namespace) -> int:
+    """The update in flight as key=value lines (nothing when there is none)."""
+    store = Store.open(args.data, create=False)
+    try:
+        record = store.load() if store is not None else None
+    finally:
+        if store is not None:
+            store.close()
+    if record is None or (record.update is None and record.deployment is None):
+        return Exit.OK
+    lines = {"state": str(record.state)}
+    if record.update is not None:
+        lines["artifact_name"] = record.update.artifact_name
+        lines["payload_type"] = record.update.payload_type
+        lines["phase"] = str(record.update.phase)
+    waits = WAITS_FOR.get(record.state) if record.deployment is None else None
+    if record.deployment is not None:
+        lines["deployment"] = record.deployment.id
+        lines.setdefault("artifact_name", record.deployment.artifact_name)
+        window = record.deployment.install_window or load_config(args.config).install_window
+        if record.state is State.DOWNLOADED and window:
+            waits = f"the install window {window}"
+    if waits:
+        lines["waits_for"] = waits
+    sys.stdout.write("".join(f"{k}={printable(v)}\n" for k, v in lines.items()))
     return Exit.OK
 
 
@@ -154,13 +198,24 @@ def cmd_signal_daemon(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class Verb:
+    """Args: check: the usage error of arguments that do not go together, or None."""
+
     help: str
     run: Callable[[argparse.Namespace], int]
     add_args: Callable[[argparse.ArgumentParser], None] = lambda p: None
+    check: Callable[[argparse.Namespace], str | None] = lambda a: None
 
 
 def _install_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("artifact", help="artifact file or http(s) URL")
+    parser.add_argument("artifact", nargs="?", help="artifact file or http(s) URL")
+    parser.add_argument(
+        "--download-only",
+        action="store_true",
+        help="verify and write the update, then stop before installing it",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="install the update --download-only left waiting"
+    )
     parser.add_argument(
         "--reboot-exit-code",
         action="store_true",
@@ -168,12 +223,23 @@ def _install_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _install_check(args: argparse.Namespace) -> str | None:
+    if args.resume == (args.artifact is not None) or (args.resume and args.download_only):
+        return "give ARTIFACT|URL (with or without --download-only), or --resume alone"
+    return None
+
+
 VERBS: dict[str, Verb] = {
-    "install": Verb("install an artifact (file or URL)", cmd_install, _install_args),
+    "install": Verb(
+        "install an artifact (file or URL)", cmd_install, _install_args, _install_check
+    ),
     "commit": Verb("make the installed update permanent", cmd_commit),
-    "rollback": Verb("drop the installed update, go back to the previous one", cmd_rollback),
+    "rollback": Verb(
+        "drop the installed (or downloaded) update, go back to the previous one", cmd_rollback
+    ),
     "show-artifact": Verb("print the current artifact name", cmd_show_artifact),
     "show-provides": Verb("print the current provides as key=value lines", cmd_show_provides),
+    "show-update": Verb("print the update in flight as key=value lines", cmd_show_update),
     "daemon": Verb("managed mode: poll the server, update, report (docs/agent.md)", cmd_daemon),
     "check-update": Verb("make the running daemon check for an update now", cmd_signal_daemon),
     "send-inventory": Verb("make the running daemon send its inventory now", cmd_signal_daemon),
@@ -206,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    usage = VERBS[args.verb].check(args)
+    if usage is not None:
+        parser.error(f"{args.verb}: {usage}")  # exits 2, as any usage error
     setup_logging(args.log_level, args.log_json)
     try:
         return VERBS[args.verb].run(args)

@@ -39,6 +39,7 @@ from .config_schema import (
     TEXT,
     TIMEOUT,
     TOKEN,
+    WINDOW,
     Key,
     Kind,
 )
@@ -114,6 +115,13 @@ class Config:
     )
     skip_verify: bool = _key("SkipVerify", FLAG, False, MENDER, "no TLS verification (logged)")
     # standalone: ours
+    allow_downgrade: bool = _key(
+        "AllowDowngrade",
+        FLAG,
+        False,
+        OURS,
+        "install an artifact whose `*.version` provides are older than the running ones",
+    )
     bootloader: str = _key(
         "Bootloader",
         BOOTLOADER,
@@ -239,6 +247,13 @@ class Config:
         30.0,
         OURS,
         "per read; twice this per API request",
+    )
+    install_window: str | None = _key(
+        "InstallWindow",
+        WINDOW,
+        None,
+        OURS + DAEMON_ONLY,
+        "install and reboot only then; downloads at once (a deployment's window wins)",
     )
     pid_file: str | None = _key(
         "PidFile",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import window
+
 # a wait longer than this is a typo, and larger values overflow time.sleep()
 MAX_SECONDS = 2**31 - 1
 
@@ -116,6 +118,15 @@ TIMEOUT = Kind(
 JITTER = Kind(
     "number 0..0.5", "must be a number between 0 and 0.5", _number(0, 0.5, low_open=False)
 )
+
+
+def _window(value: object) -> str | None:
+    if value is None or value == "":
+        return None  # no window: install at once
+    return str(window.parse(value))  # the one rule, shared with the deployment's window
+
+
+WINDOW = Kind('`"HH:MM-HH:MM"` local time, may cross midnight', window.MESSAGE, _window)
 BOOTLOADER = _choice("uboot", "grub")
 KEY_TYPE = _choice("rsa", "ecdsa", "ed25519", fold=True)
 

@@ -59,4 +59,5 @@ class UpdateError(AgentError):
 
 
 class NothingInProgress(AgentError):
-    """commit or rollback without an update in flight (exit 2, like mender)."""
+    """commit or rollback without an update in flight (exit 2, like mender); `install
+    --resume` without a downloaded update."""

@@ -65,10 +65,11 @@ _INTERRUPTED = "interrupted (Ctrl-C)"
 TABLE: dict[str, dict[Exit, str]] = {
     "install": {
         Exit.OK: "installed: waits for `commit` or `rollback` (a payload without rollback"
-        " support is committed at once)",
+        " support is committed at once); `--download-only`: downloaded, waits for"
+        " `install --resume` or `rollback`",
         Exit.FAILED: "failed: slot, boot env, update module, state script, store, another"
-        " update in progress, internal error; nothing of the update is active",
-        Exit.NOTHING_IN_PROGRESS: _USAGE,
+        " update in progress or waiting, internal error; nothing of the update is active",
+        Exit.NOTHING_IN_PROGRESS: _USAGE + "; `--resume` without a downloaded update",
         Exit.CONFIG: _CONFIG + ", `ServerCertificate`, the device_type file, a verify key",
         Exit.REBOOT_NEEDED: "with `--reboot-exit-code`: installed, a reboot is needed (like"
         " mender)",
@@ -77,19 +78,21 @@ TABLE: dict[str, dict[Exit, str]] = {
         Exit.INVALID: "not a valid artifact: format, checksum, truncated, a compression this"
         " device cannot read",
         Exit.SIGNATURE: "signature: unsigned while a verify key is set, or it does not verify",
-        Exit.INCOMPATIBLE: "not for this device: device type or depends",
+        Exit.INCOMPATIBLE: "not for this device: device type or depends, or older than the"
+        " running software (unless `AllowDowngrade`)",
         Exit.INTERRUPTED: _INTERRUPTED,
     },
     "commit": {
         Exit.OK: "committed",
-        Exit.FAILED: "failed: not rebooted into the update yet, the bootloader rolled back, a"
+        Exit.FAILED: "failed: only downloaded (`install --resume` first), not rebooted into"
+        " the update yet, the bootloader rolled back, a"
         " state script vetoed (rolled back), an interrupted update was rolled back instead",
         Exit.NOTHING_IN_PROGRESS: "no update in progress (like mender); usage error",
         Exit.CONFIG: _CONFIG,
         Exit.INTERRUPTED: _INTERRUPTED,
     },
     "rollback": {
-        Exit.OK: "rolled back",
+        Exit.OK: "rolled back, or a downloaded update dropped",
         Exit.FAILED: "failed, or an interrupted commit was finished instead",
         Exit.NOTHING_IN_PROGRESS: "no update in progress (like mender); usage error",
         Exit.CONFIG: _CONFIG,
@@ -117,7 +120,7 @@ TABLE: dict[str, dict[Exit, str]] = {
         Exit.CONFIG: _CONFIG,
     },
 }
-TABLE["show-provides"] = TABLE["show-artifact"]
+TABLE["show-provides"] = TABLE["show-update"] = TABLE["show-artifact"]
 TABLE["send-inventory"] = TABLE["check-update"]
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pyupdate_artifact.errors import ArtifactError
+from pyupdate_artifact.errors import ArtifactError, CompatibilityError
 from pyupdate_artifact.model import ArtifactHeader
-from pyupdate_artifact.provides import check_depends, provides_after_commit
+from pyupdate_artifact.provides import check_depends, older_versions, provides_after_commit
 from pyupdate_artifact.reader import ArtifactReader
 from pyupdate_artifact.verify import load_verifier
 
@@ -112,6 +112,18 @@ def _build_installer(
     return RootfsInstaller(env, slots, old, new), old.number, new.number
 
 
+def check_not_older(header: ArtifactHeader, provides: dict[str, str]) -> None:
+    """Downgrade protection: refuse an artifact older than what runs (the version rule:
+    pyupdate_artifact.provides.compare_versions; docs/agent.md, "Downgrade protection")."""
+    older = older_versions(header, provides)
+    if older:
+        key, new, running = older[0]
+        raise CompatibilityError(
+            f"artifact {header.artifact_name} is older than the running software: {key}"
+            f" {new} < {running} (set AllowDowngrade to install it)"
+        )
+
+
 def check_deployment(header: ArtifactHeader, deployment: Deployment) -> None:
     """The artifact is the one the server announced, for every device type it listed."""
     if header.artifact_name != deployment.artifact_name:
@@ -159,6 +171,8 @@ def prepare(
         device_type = read_device_type(device.config, device.data_dir)
         provides = current_provides(store, device.config)
         check_depends(header, device_type, provides)
+        if not device.config.allow_downgrade:
+            check_not_older(header, provides)
         installer, old_slot, new_slot = _build_installer(device, header)
     except (AgentError, ArtifactError) as err:
         if stream is not None:

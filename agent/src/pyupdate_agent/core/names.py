@@ -13,6 +13,7 @@ class State(StrEnum):
     IDLE = "Idle"
     SYNC = "Sync"  # inventory update and deployment check
     DOWNLOAD = "Download"  # streams the artifact into the inactive slot (or module)
+    DOWNLOADED = "Downloaded"  # waits to install: `install --resume`, or the install window
     ARTIFACT_INSTALL = "ArtifactInstall"  # switches the bootloader / module install
     INSTALLED = "Installed"  # standalone: waits for `pyupdate commit` or `rollback`
     ARTIFACT_REBOOT = "ArtifactReboot"
@@ -37,6 +38,8 @@ class Outcome(StrEnum):
     ROLLBACK = "rollback"  # `pyupdate rollback`
     ON_REQUEST = "on-request"  # rolled back on request: no failure to record
     RETRY = "retry"  # the interrupted download's failure path ran: start over
+    PAUSE = "pause"  # the install waits: `install --download-only`, or outside the window
+    INSTALL = "install"  # `pyupdate install --resume`, or the install window opened
 
 
 class Mode(StrEnum):

@@ -18,11 +18,13 @@ class Phase(StrEnum):
     """The coarse phase of an update in flight, written with each state (states.phase_of).
 
     DOWNLOAD and INSTALL may be half done when interrupted: recovery undoes them.
+    DOWNLOADED waits for `install --resume`, `rollback` or the install window.
     INSTALLED waits for `commit` or `rollback` (or the reboot). COMMIT, ROLLBACK
     and FAILURE are idempotent: recovery runs them again to the end.
     """
 
     DOWNLOAD = "download"
+    DOWNLOADED = "downloaded"
     INSTALL = "install"
     INSTALLED = "installed"
     COMMIT = "commit"
@@ -57,26 +59,38 @@ class InFlight:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """What the server handed out (managed mode)."""
+    """What the server handed out (managed mode). `install_window`: the deployment's
+    `install_window` (docs/device-api.md) as `HH:MM-HH:MM`, None when it has none."""
 
     id: str
     artifact_name: str
     uri: str
     device_types: tuple[str, ...]
+    install_window: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        doc: dict[str, object] = {
             "id": self.id,
             "artifact_name": self.artifact_name,
             "uri": self.uri,
             "device_types": list(self.device_types),
         }
+        if self.install_window is not None:
+            doc["install_window"] = self.install_window
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, object]) -> Deployment:
         types = doc["device_types"]
         assert isinstance(types, list)
-        return cls(str(doc["id"]), str(doc["artifact_name"]), str(doc["uri"]), tuple(types))
+        window = doc.get("install_window")
+        return cls(
+            str(doc["id"]),
+            str(doc["artifact_name"]),
+            str(doc["uri"]),
+            tuple(types),
+            None if window is None else str(window),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +166,7 @@ class Record:
             )
         state = {
             Phase.DOWNLOAD: State.DOWNLOAD,
+            Phase.DOWNLOADED: State.DOWNLOADED,
             Phase.INSTALL: State.ARTIFACT_INSTALL,
             Phase.INSTALLED: State.INSTALLED,
             Phase.COMMIT: State.ARTIFACT_COMMIT,

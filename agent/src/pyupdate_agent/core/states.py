@@ -124,7 +124,14 @@ ROWS: dict[State, Row] = {
             Do("download", note="header, signature, depends; the update recorded; payload streamed"),
             Do("supports_rollback", note="SupportsRollback"),
             Script("Download", "Leave"),
+            Do("hold_install", note="`install --download-only`; managed: outside the install window"),
         ), error=(Script("Download", "Error"),), status="downloading", phase="download"),
+        Row(S.DOWNLOADED, BOTH, (
+            Do("await_install", soft=True, note="standalone: `install --resume` or `rollback`;"
+               " managed: until the install window opens, the status again every"
+               " UpdatePollIntervalSeconds (409: aborted)"),
+        ), status="pause_before_installing", phase="downloaded",
+            note="the payload waits in the inactive slot (or the module's tree), nothing activated"),
         Row(S.ARTIFACT_INSTALL, BOTH, (
             Script("ArtifactInstall", "Enter"),
             Do("install", note="rootfs: the env switch; a module: ArtifactInstall"),
@@ -192,8 +199,12 @@ EDGES: tuple[Edge, ...] = (
     Edge(S.SYNC, R.NOTHING, S.IDLE, MANAGED),
     Edge(S.SYNC, R.FAIL, S.IDLE, MANAGED, "backoff"),
     Edge(S.DOWNLOAD, R.OK, S.ARTIFACT_INSTALL),
+    Edge(S.DOWNLOAD, R.PAUSE, S.DOWNLOADED, BOTH, "`install --download-only`; managed: outside the install window"),
     Edge(S.DOWNLOAD, R.FAIL, S.ARTIFACT_FAILURE, BOTH, "nothing was activated: no rollback"),
     Edge(S.DOWNLOAD, R.ABORTED, S.ARTIFACT_FAILURE, MANAGED),
+    Edge(S.DOWNLOADED, R.INSTALL, S.ARTIFACT_INSTALL, BOTH, "`install --resume`; managed: the install window opened"),
+    Edge(S.DOWNLOADED, R.ROLLBACK, S.CLEANUP, ALONE, "`pyupdate rollback`: the download is dropped, nothing was installed"),
+    Edge(S.DOWNLOADED, R.ABORTED, S.ARTIFACT_FAILURE, MANAGED, "the download is dropped"),
     Edge(S.ARTIFACT_INSTALL, R.OK, S.ARTIFACT_REBOOT, MANAGED),
     Edge(S.ARTIFACT_INSTALL, R.NO_REBOOT, S.ARTIFACT_COMMIT, MANAGED),
     Edge(S.ARTIFACT_INSTALL, R.OK, S.INSTALLED, ALONE),
@@ -265,6 +276,7 @@ RESUME: dict[tuple[Mode, State], Resume] = {
     (Mode.STANDALONE, S.ARTIFACT_INSTALL): Resume(
         S.ARTIFACT_ROLLBACK, "interrupted during install; rolled back"
     ),
+    **{(mode, S.DOWNLOADED): Resume(S.DOWNLOADED) for mode in Mode},  # waits on
     (Mode.STANDALONE, S.INSTALLED): Resume(S.INSTALLED),
     (Mode.MANAGED, S.ARTIFACT_REBOOT): Resume(S.ARTIFACT_VERIFY_REBOOT),  # the reboot happened
     (Mode.MANAGED, S.ARTIFACT_VERIFY_REBOOT): Resume(S.ARTIFACT_VERIFY_REBOOT),
@@ -311,7 +323,8 @@ def markdown() -> str:
     for e in EDGES:
         label = e.outcome if e.modes == BOTH else f"{e.outcome} ({_modes(e.modes)})"
         out.append(f"    {e.source} --> {e.target}: {label}")
-    out.append(f"    {S.INSTALLED} --> [*]: {R.WAIT} (standalone)")
+    for waits in (S.DOWNLOADED, S.INSTALLED):
+        out.append(f"    {waits} --> [*]: {R.WAIT} (standalone)")
     out += ["```", "", "## States", ""]
     for row in ROWS.values():
         out.append(f"### {row.state}")

@@ -48,7 +48,9 @@ class Steps:
     device: config, env, slots, installers.
     managed: the daemon's part; None standalone.
     source: what `pyupdate install` was given (a path, URL or stream).
-    command: `pyupdate commit` or `rollback` (Outcome.COMMIT / ROLLBACK), if any.
+    command: `pyupdate commit`, `rollback` or `install --resume` (Outcome.COMMIT /
+        ROLLBACK / INSTALL), if any.
+    download_only: `pyupdate install --download-only`: the update waits in Downloaded.
     """
 
     def __init__(
@@ -58,12 +60,14 @@ class Steps:
         managed: Managed | None = None,
         source: str | BinaryIO | None = None,
         command: Outcome | None = None,
+        download_only: bool = False,
     ) -> None:
         self.ctx = ctx
         self.device = device
         self.managed = managed
         self.source = source
         self.command = command
+        self.download_only = download_only
         self._installer: Installer | None = None
         self._runs_new = False
 
@@ -135,6 +139,21 @@ class Steps:
 
     def supports_rollback(self) -> None:
         self._answer(supports_rollback=self.installer.supports_rollback())
+
+    # -- Downloaded: the install waits (standalone: for a command) ---------------------
+    def hold_install(self) -> Outcome | None:
+        """Standalone: `--download-only` stops before ArtifactInstall (the daemon has its own:
+        the install window, daemon/machine.py)."""
+        return Outcome.PAUSE if self.download_only else None
+
+    def await_install(self) -> Outcome:
+        if self.command is Outcome.INSTALL:
+            return Outcome.INSTALL
+        if self.command is Outcome.ROLLBACK:
+            # nothing was activated: no ArtifactRollback, no failure; Cleanup drops the files
+            self.ctx.set(final="rolled back", reason="downloaded, dropped before the install")
+            return Outcome.ROLLBACK
+        return Outcome.WAIT
 
     def install(self) -> None:
         self.installer.install()

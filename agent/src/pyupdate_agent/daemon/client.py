@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 from typing import Protocol
 
+from .. import window
 from ..core.errors import Aborted
 from ..core.record import Deployment
 from ..download import USER_AGENT, ResumableDownload, open_download
@@ -290,6 +291,21 @@ def _message(data: bytes) -> str:
     return ""
 
 
+def _install_window(doc: object) -> str | None:
+    """The optional `install_window` {"start": "HH:MM", "end": "HH:MM"} (docs/device-api.md,
+    "Install windows"); ValueError when malformed or never open."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ValueError("install_window")
+    try:
+        return str(window.from_parts(doc.get("start"), doc.get("end")))
+    except ValueError:
+        raise ServerError(
+            f"deployment check: install_window {window.MESSAGE.removeprefix('must be ')}"
+        ) from None
+
+
 def _deployment(status: int, data: bytes) -> Deployment | None:
     if status == 204:
         return None
@@ -301,6 +317,7 @@ def _deployment(status: int, data: bytes) -> Deployment | None:
             artifact_name=str(artifact["artifact_name"]),
             uri=str(artifact["source"]["uri"]),
             device_types=tuple(str(t) for t in artifact["device_types_compatible"]),
+            install_window=_install_window(doc.get("install_window")),
         )
     except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deep JSON
         raise ServerError("deployment check: malformed answer from the server") from None

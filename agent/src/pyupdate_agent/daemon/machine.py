@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .. import __version__
+from .. import __version__, window
 from ..backoff import backoff, jitter
 from ..config import Config, read_device_type
+from ..core.errors import Aborted
 from ..core.record import Deployment, Record
 from ..core.runner import Context, Machine
 from ..core.states import FINAL, Mode, Outcome, State
@@ -43,6 +44,7 @@ from .settings import DaemonSettings
 
 if TYPE_CHECKING:
     from ..core.steps import Steps
+    from ..window import Window
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,56 @@ class Daemon:
             raise AgentError(f"RebootCommand exited with {done.returncode}")
         time.sleep(self.s.reboot_wait)
         raise AgentError(f"the device did not reboot within {self.s.reboot_wait} s")
+
+    # -- Download and Downloaded: the install window ----------------------------------
+    def _window(self) -> Window | None:
+        """The deployment's window, else InstallWindow, else None (install at once)."""
+        record = self.ctx.record
+        text = record.deployment.install_window if record and record.deployment else None
+        text = text or self.config.install_window
+        return None if text is None else window.parse(text)
+
+    def act_hold_install(self) -> Outcome | None:
+        """Outside the install window the update waits in Downloaded (`pause`)."""
+        found = self._window()
+        if found is None or found.is_open(window.local_now()):
+            return None
+        log.info("waiting for the install window", extra={"window": str(found)})
+        return Outcome.PAUSE
+
+    def act_await_install(self) -> Outcome:
+        """Until the window opens; meanwhile the status again at each update poll (a 409
+        is the abort, raised to the table), and the inventory when due."""
+        found = self._window()
+        while True:
+            now = window.local_now()
+            if found is None or found.is_open(now):
+                log.info("the install window is open", extra={"window": str(found)})
+                return Outcome.INSTALL
+            mono = time.monotonic()
+            if self.next_update <= mono:
+                self.next_update = mono + jitter(self.s.update_poll, self.s.jitter)
+                try:
+                    self.report("pause_before_installing")
+                except Aborted:
+                    raise
+                except AgentError as err:  # unreachable: the wait goes on
+                    log.warning("status report failed: %s", err)
+            if self.next_inventory <= mono:
+                try:
+                    self.act_inventory()
+                except AgentError as err:
+                    self.next_inventory = mono + self.s.retry_poll
+                    log.warning("inventory failed: %s", err)
+            due = min(self.next_update, self.next_inventory) - mono
+            wait = window.tick(max(min(found.seconds_until_open(now), due), 0.01))
+            got = signal.sigtimedwait(list(WAKE), wait)
+            if got is not None:
+                log.info("woken up", extra={"for": WAKE[signal.Signals(got.si_signo)]})
+                if got.si_signo == signal.SIGUSR1:
+                    self.next_update = 0.0
+                else:
+                    self.next_inventory = 0.0
 
     # -- Idle -----------------------------------------------------------------------
     def act_release_memory(self) -> None:

@@ -83,3 +83,46 @@ def provides_after_commit(old: dict[str, str], header: ArtifactHeader) -> dict[s
 
 
 __all__ = ["check_conflicts", "check_depends", "provides_after_commit"]
+
+
+# -- versions: downgrade protection (docs/agent.md, "Downgrade protection") -------------
+
+
+def _pieces(version: str) -> list[str]:
+    return re.findall(r"\d+|\D+", version)
+
+
+def compare_versions(new: str, running: str) -> int | None:
+    """1 if `new` is newer, -1 if older, 0 if the same, None when they cannot be compared.
+
+    Both are split into runs of digits and runs of other characters. At the first
+    run that differs, two numbers compare as numbers (`release-10` > `release-9`,
+    `1.010` = `1.10`); anything else (`build-3` vs `release-2`) is not comparable.
+    When one version is the other plus more runs, the longer one is newer
+    (`1.2.1` > `1.2`, and `1.0-rc1` > `1.0`: there is no pre-release rule).
+    """
+    a, b = _pieces(new), _pieces(running)
+    for x, y in zip(a, b, strict=False):
+        if x == y:
+            continue
+        if not (x.isdigit() and y.isdigit()):
+            return None
+        if int(x) != int(y):
+            return 1 if int(x) > int(y) else -1
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def older_versions(header: ArtifactHeader, provides: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(key, new, running) for each `*.version` the artifact provides that is older than
+    the device's value of the same key (`rootfs-image.version`, `rootfs-image.<x>.version`).
+    A key the device does not provide, or versions that cannot be compared, pass."""
+    older = []
+    for key, new in sorted(header.type_provides.items()):
+        running = provides.get(key)
+        if (
+            key.endswith(".version")
+            and running is not None
+            and compare_versions(new, running) == -1
+        ):
+            older.append((key, new, running))
+    return older
