@@ -9,10 +9,16 @@ to pass quietly.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pyupdate_testing.postgres import PostgresCluster
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -89,3 +95,38 @@ def without_cryptography(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if k != "PYUPDATE_CRYPTO_BACKEND"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), env.get("PYTHONPATH")]))
     return env
+
+
+# --- one PostgreSQL server per session, for every folder that tests on it ----------
+TEMPLATE = "pyupdate_template"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL server for the session (Debian's, in a temporary cluster), with a
+    migrated template database; skipped where it is missing, failed in CI."""
+    from pyupdate_server.db.engine import Database
+    from pyupdate_testing import postgres
+
+    reason = postgres.unavailable()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"postgresql: {reason} (make test should have installed it)")
+        pytest.skip(f"postgresql: {reason}")
+    with postgres.postgres_cluster() as cluster:
+        db = Database(cluster.create_database(TEMPLATE))
+        db.migrate()
+        db.dispose()
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def new_pg_database(pg_cluster: PostgresCluster) -> Callable[[], tuple[str, str]]:
+    """Makes a fresh, migrated database (a copy of the template): (name, URL)."""
+    names = itertools.count()
+
+    def new() -> tuple[str, str]:
+        name = f"t{os.getpid()}_{next(names)}"
+        return name, pg_cluster.create_database(name, template=TEMPLATE)
+
+    return new

@@ -2,7 +2,7 @@
 
 Every test that builds its app from the `settings` fixture (or its database from
 `database_url`) runs twice: on SQLite, and on a real PostgreSQL server that this
-session starts in a temporary cluster (pyupdate_testing/postgres.py), one fresh
+session starts in a temporary cluster (`pg_cluster`, ../conftest.py), one fresh
 database per test. The modules in SQLITE_ONLY test what only SQLite has.
 
 Tests marked `s3` run a third time: on SQLite with the artifacts in a real S3-compatible
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient
 from server_helpers import ADMIN
 
 from pyupdate_server.app import create_app
-from pyupdate_server.db.engine import Database
 from pyupdate_server.settings import Settings
 from pyupdate_testing import postgres, s3
 
@@ -35,7 +34,6 @@ SQLITE_ONLY = {
     # measured by bench/, and test_postgresql.py races real processes
     "test_abuse_load": "timing of the SQLite polling path",
 }
-TEMPLATE = "pyupdate_template"
 BUCKET = "pyupdate-test"
 # (engine, store) for tests marked s3: both engines on local files, and the object store
 # once (on SQLite: what the store does does not depend on the engine)
@@ -59,34 +57,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("engine", engines, scope="function")
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[postgres.PostgresCluster]:
-    """One PostgreSQL server for the session, with a migrated template database."""
-    reason = postgres.unavailable()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"postgresql: {reason} (make test should have installed it)")
-        pytest.skip(f"postgresql: {reason}")
-    with postgres.postgres_cluster() as cluster:
-        db = Database(cluster.create_database(TEMPLATE))
-        db.migrate()
-        db.dispose()
-        yield cluster
-
-
 _names = itertools.count()
 
 
-def new_pg_database(cluster: postgres.PostgresCluster) -> tuple[str, str]:
-    """A fresh, migrated database: (name, URL)."""
-    name = f"t{os.getpid()}_{next(_names)}"
-    return name, cluster.create_database(name, template=TEMPLATE)
-
-
 @pytest.fixture
-def pg_database(pg_cluster: postgres.PostgresCluster) -> Iterator[str]:
+def pg_database(
+    pg_cluster: postgres.PostgresCluster, new_pg_database: Callable[[], tuple[str, str]]
+) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test; its URL."""
-    name, url = new_pg_database(pg_cluster)
+    name, url = new_pg_database()
     yield url
     pg_cluster.drop_database(name)
 
@@ -100,7 +79,7 @@ def module_database_url(
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'server.db'}"
         return
     cluster = request.getfixturevalue("pg_cluster")
-    name, url = new_pg_database(cluster)
+    name, url = request.getfixturevalue("new_pg_database")()
     yield url
     cluster.drop_database(name)
 
