@@ -60,10 +60,23 @@ class Device:
         )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with live_server(tmp_path_factory.mktemp("ui")) as running:
-        yield running
+@pytest.fixture(scope="module", params=("sqlite", "postgresql"))
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    """The real server, on each database engine in turn (PostgreSQL: a fresh database in
+    the session's cluster, ../conftest.py)."""
+    if request.param == "sqlite":
+        with live_server(tmp_path_factory.mktemp("ui")) as running:
+            yield running
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name, url = request.getfixturevalue("new_pg_database")()
+    try:
+        with live_server(tmp_path_factory.mktemp("ui"), database_url=url) as running:
+            yield running
+    finally:
+        cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from test_rollout import add_artifact, add_device, dep_status, poll, report, row
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Deployment, DeploymentEvent, DeploymentPhase, utcnow
 from pyupdate_server.errors import BadRequest, Unprocessable
-from pyupdate_server.services import control, phases, rollout
+from pyupdate_server.services import control, creation, phases, rollout
 from pyupdate_server.services.phases import PhaseSpec, Threshold
 
 FUTURE = utcnow() + dt.timedelta(days=30)
@@ -33,7 +33,7 @@ def fleet(db, n, tag="d"):
 
 def deploy(db, devices, phases=None, **kw):
     with db.write() as s:
-        return rollout.create_deployment(
+        return creation.create_deployment(
             s, name="phased", artifact_name="r2", devices=devices, phase_specs=phases, **kw
         ).id
 
@@ -336,7 +336,7 @@ def test_paused_deployment_holds_later_deployments_of_its_devices(db):
     add_artifact(db, "r3")
     dep = deploy(db, devices)
     with db.write() as s:
-        later = rollout.create_deployment(s, name="l", artifact_name="r3", devices=devices).id
+        later = creation.create_deployment(s, name="l", artifact_name="r3", devices=devices).id
         control.pause(s, dep)
     # deployments apply in the order they were made: r3 waits until r2 resumes or aborts
     assert poll(db, devices[0]) is None

@@ -9,7 +9,7 @@ import pytest
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment
 from pyupdate_server.errors import BadRequest, Conflict, Unprocessable
-from pyupdate_server.services import control, rollout
+from pyupdate_server.services import control, creation, rollout
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def add_artifact(db, name, device_types=("dt",), depends=None):
 
 def deploy(db, artifact, devices, **kw):
     with db.write() as s:
-        return rollout.create_deployment(
+        return creation.create_deployment(
             s, name=f"d-{artifact}", artifact_name=artifact, devices=devices, **kw
         ).id
 
@@ -248,8 +248,8 @@ def test_group_and_all_target_accepted_devices(db):
     b = add_device(db, "b")
     add_artifact(db, "r1")
     with db.write() as s:
-        g = rollout.create_deployment(s, name="g", artifact_name="r1", group="canary")
-        every = rollout.create_deployment(s, name="all", artifact_name="r1", all_devices=True)
+        g = creation.create_deployment(s, name="g", artifact_name="r1", group="canary")
+        every = creation.create_deployment(s, name="all", artifact_name="r1", all_devices=True)
         g_count, all_count = g.device_count, every.device_count
     assert (g_count, all_count) == (1, 2)
     assert poll(db, a) is not None
@@ -260,11 +260,11 @@ def test_create_refuses_unknown_artifact_device_and_empty_target(db):
     a = add_device(db, "a")
     add_artifact(db, "r1")
     with db.write() as s, pytest.raises(Unprocessable, match="no artifact"):
-        rollout.create_deployment(s, name="x", artifact_name="nope", devices=[a])
+        creation.create_deployment(s, name="x", artifact_name="nope", devices=[a])
     with db.write() as s, pytest.raises(BadRequest, match="unknown device"):
-        rollout.create_deployment(s, name="x", artifact_name="r1", devices=["zzz"])
+        creation.create_deployment(s, name="x", artifact_name="r1", devices=["zzz"])
     with db.write() as s, pytest.raises(BadRequest, match="no devices"):
-        rollout.create_deployment(s, name="x", artifact_name="r1", group="empty")
+        creation.create_deployment(s, name="x", artifact_name="r1", group="empty")
 
 
 def test_status_for_deployment_not_handed_out_is_refused(db):

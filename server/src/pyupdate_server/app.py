@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -21,12 +23,22 @@ from pyupdate_server.api.body_limit import BodyLimitMiddleware
 from pyupdate_server.api.devices import auth as device_auth
 from pyupdate_server.api.devices import deployments as device_deployments
 from pyupdate_server.api.devices import download, inventory
-from pyupdate_server.api.management import artifacts, deployments, devices, users
+from pyupdate_server.api.management import (
+    artifacts,
+    auditlogs,
+    deployments,
+    deployments_v2,
+    devices,
+    filters,
+    users,
+)
 from pyupdate_server.api.management import inventory as mgmt_inventory
+from pyupdate_server.api.management import webhooks as mgmt_webhooks
 from pyupdate_server.auth.jwt import TokenSigner
 from pyupdate_server.auth.passwords import PasswordPool
 from pyupdate_server.db import dialect
 from pyupdate_server.db.engine import Database
+from pyupdate_server.delivery import Sender
 from pyupdate_server.errors import (
     BadRequest,
     Conflict,
@@ -37,6 +49,7 @@ from pyupdate_server.errors import (
 )
 from pyupdate_server.metrics import Metrics, MetricsMiddleware
 from pyupdate_server.services.artifacts import ArtifactValidator
+from pyupdate_server.services.audit import Auditor
 from pyupdate_server.services.links import LinkSigner
 from pyupdate_server.settings import Settings
 from pyupdate_server.startup import Startup, start_up
@@ -85,6 +98,7 @@ def build_state(settings: Settings, startup: Startup) -> ServerState:
         tmp_dir=startup.instance.path,
         validator=validator,
         passwords=PasswordPool(settings.login_workers, settings.login_queue),
+        audit=Auditor(settings.audit_retention_days),
     )
 
 
@@ -155,7 +169,12 @@ def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
         gc.freeze()
         if settings.workers > 1:  # say which process is up, for the operator and the tests
             log.info("worker [%d] started", os.getpid(), extra={"pid": os.getpid()})
+        # webhook deliveries: one loop per process, beside the requests (delivery.py)
+        sender = asyncio.create_task(Sender(state.db, settings, state.metrics).run())
         yield
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
         state.passwords.shutdown()
         state.db.dispose()
         if owner:
@@ -240,7 +259,17 @@ def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
 
     for module in (device_auth, inventory, device_deployments, download):
         app.include_router(module.router, responses=ERROR_RESPONSES)
-    for module in (users, devices, mgmt_inventory, artifacts, deployments):
+    for module in (
+        users,
+        devices,
+        mgmt_inventory,
+        filters,
+        artifacts,
+        deployments,
+        deployments_v2,
+        auditlogs,
+        mgmt_webhooks,
+    ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
 
     @app.get("/health", tags=["ops"])

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(create)
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
+    create.add_argument(
+        "--role",
+        default="admin",
+        help="admin, release-manager or read-only (or Mender's RBAC_ROLE_* names; "
+        'default admin; docs/management-api.md, "Roles")',
+    )
     spec = sub.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")
     _common(spec)
     token = sub.add_parser("token", help="personal access tokens for CI")
@@ -65,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--username", required=True)
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--expires-in", type=int, default=365 * 24 * 3600, help="seconds")
+    tcreate.add_argument("--role", help="at most the user's role (default: the user's)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="action", required=True)
     copy = db_sub.add_parser(
@@ -106,27 +113,55 @@ def _serve(settings: Settings) -> int:
     return serve(settings)
 
 
-def _user_create(settings: Settings, username: str, password: str) -> int:
+def _user_create(settings: Settings, username: str, password: str, role_name: str) -> int:
+    from pyupdate_server.services.audit import SYSTEM, Auditor
+    from pyupdate_server.services.roles import parse_role
     from pyupdate_server.services.users import create_user
     from pyupdate_server.startup import prepare_records
 
+    role = parse_role(role_name)
     db, _ = prepare_records(settings)
     with db.write() as session:
-        user = create_user(session, username, password)
+        user = create_user(session, username, password, role)
+        Auditor(settings.audit_retention_days).record(
+            session,
+            SYSTEM,
+            "create",
+            "user",
+            user.id,
+            names={"email": user.email},
+            change=f"user {user.email} created with role {role.value}",
+            after={"roles": [role.value]},
+        )
         print(user.id)
     return 0
 
 
-def _token_create(settings: Settings, username: str, name: str, expires_in: int) -> int:
+def _token_create(
+    settings: Settings, username: str, name: str, expires_in: int, role_name: str | None
+) -> int:
     from pyupdate_server.auth.jwt import TokenSigner
+    from pyupdate_server.services.audit import SYSTEM, Auditor
+    from pyupdate_server.services.roles import parse_role
     from pyupdate_server.services.users import create_token, find_user
     from pyupdate_server.startup import prepare_records
 
+    role = parse_role(role_name) if role_name is not None else None
     db, secret = prepare_records(settings)
     with db.write() as session:
         user = find_user(session, username)
-        token = create_token(session, user.id, name, expires_in)
+        token = create_token(session, user.id, name, expires_in, role)
         token_id, user_id = token.id, user.id
+        Auditor(settings.audit_retention_days).record(
+            session,
+            SYSTEM,
+            "create",
+            "token",
+            token_id,
+            names={"name": name},
+            change=f"token {name} of {user.email} with role {token.role}",
+            after={"roles": [token.role]},
+        )
     previous = tuple(k.encode() for k in settings.previous_secret_keys)
     print(TokenSigner(secret, previous).issue(user_id, "pat", expires_in, token_id))
     return 0
@@ -164,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "openapi":
             return _openapi(settings)
         if args.command == "user":
-            return _user_create(settings, args.username, args.password)
-        return _token_create(settings, args.username, args.name, args.expires_in)
+            return _user_create(settings, args.username, args.password, args.role)
+        return _token_create(settings, args.username, args.name, args.expires_in, args.role)
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

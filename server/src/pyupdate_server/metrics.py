@@ -40,6 +40,17 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "pyupdate_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_dropped = Counter(
+            "pyupdate_webhook_dropped",
+            "Webhook deliveries dropped because the outbox was over webhook_outbox_max",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

@@ -27,6 +27,14 @@ _LIMITS = (
     "pending_window",
     "max_pending_devices",
 )
+# webhook delivery (docs/webhooks.md, "Delivery"): positive integers, each with a ceiling
+WEBHOOK_LIMITS = {
+    "webhook_timeout": 60,
+    "webhook_max_attempts": 100,
+    "webhook_retry_base": 24 * 3600,
+    "webhook_concurrency": 256,
+    "webhook_outbox_max": 10_000_000,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,17 @@ class Settings:
             create per pending_window.
         pending_window: seconds over which pending_per_source counts.
         max_pending_devices: ceiling on pending devices; further new devices get 429.
+        audit_retention_days: audit log entries older than this are deleted (on a later
+            write; docs/management-api.md, "Audit log").
+        webhook_timeout: seconds one webhook delivery may take, answer included (1-60).
+        webhook_max_attempts: deliveries of one event to one webhook before it is given up.
+        webhook_retry_base: seconds before the first retry; each next one waits twice as
+            long, at most an hour (docs/webhooks.md, "Retries").
+        webhook_concurrency: deliveries in flight at once, per server process.
+        webhook_outbox_max: events waiting for delivery, over every webhook; past it the
+            oldest are dropped and counted (docs/webhooks.md, "Limits").
+        webhook_allow_private: webhook URLs may name loopback, private and link-local
+            addresses (on-premises receivers); false refuses them at creation and delivery.
     """
 
     data_dir: Path = Path("pyupdate-data")
@@ -104,6 +123,13 @@ class Settings:
     pending_per_source: int = 1000
     pending_window: int = 600
     max_pending_devices: int = 10_000
+    audit_retention_days: int = 365
+    webhook_timeout: int = 5
+    webhook_max_attempts: int = 8
+    webhook_retry_base: int = 30
+    webhook_concurrency: int = 8
+    webhook_outbox_max: int = 100_000
+    webhook_allow_private: bool = True
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -124,9 +150,18 @@ class Settings:
             parse_storage_url(self.storage)
         if self.storage and self.download_link_ttl > 7 * 24 * 3600:
             raise ConfigError("download_link_ttl: S3 presigned URLs last at most 7 days")
-        for name in ("device_token_ttl", "user_token_ttl", "download_link_ttl", *_LIMITS):
+        for name in (
+            "device_token_ttl",
+            "user_token_ttl",
+            "download_link_ttl",
+            "audit_retention_days",
+            *_LIMITS,
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        for name, ceiling in WEBHOOK_LIMITS.items():
+            if not 1 <= getattr(self, name) <= ceiling:
+                raise ConfigError(f"{name} must be 1 to {ceiling}, not {getattr(self, name)}")
         # an empty value means "not set": a key is then generated into data_dir
         for key in (self.secret_key or "", *self.previous_secret_keys):
             if key and len(key.encode()) < MIN_SECRET:
@@ -156,9 +191,11 @@ _CASTS = {
     "user_token_ttl": int,
     "download_link_ttl": int,
     "max_artifact_size": int,
+    "audit_retention_days": int,
+    **dict.fromkeys(WEBHOOK_LIMITS, int),
     **dict.fromkeys(_LIMITS, int),
 }
-_BOOLS = {"require_signature", "log_json"}
+_BOOLS = {"require_signature", "log_json", "webhook_allow_private"}
 _PATHS = {"data_dir", "tls_cert", "tls_key"}
 
 

@@ -10,6 +10,7 @@ from pyupdate_server.auth.passwords import PasswordPool
 from pyupdate_server.db.engine import Database
 from pyupdate_server.metrics import Metrics
 from pyupdate_server.services.artifacts import ArtifactValidator
+from pyupdate_server.services.audit import Auditor
 from pyupdate_server.services.links import LinkSigner
 from pyupdate_server.settings import Settings
 from pyupdate_server.storage.base import BlobStore
@@ -26,3 +27,4 @@ class ServerState:
     tmp_dir: Path
     validator: ArtifactValidator
     passwords: PasswordPool
+    audit: Auditor

@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pyupdate_server.db.models import ApiToken, User
 from pyupdate_server.errors import Unauthorized
+from pyupdate_server.services import roles
 from pyupdate_server.services.admission import is_authorized
+from pyupdate_server.services.roles import Role
 from pyupdate_server.state import ServerState
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from login, a token, or device auth")
@@ -33,8 +35,14 @@ class DeviceIdentity:
 
 @dataclass(frozen=True, slots=True)
 class UserIdentity:
+    """Who calls, with the role this request has (the user's, capped by its token's) and
+    where from: what the audit log records (services/audit.py)."""
+
     id: str
     email: str
+    role: Role
+    token_id: str | None  # a personal access token's id; None for a login JWT
+    address: str
 
 
 def client_address(request: Request) -> str:
@@ -60,7 +68,9 @@ async def current_device(state: State, credentials: Bearer) -> DeviceIdentity:
     return DeviceIdentity(claims.subject, claims.token_id)
 
 
-def current_user(state: State, credentials: Bearer) -> UserIdentity:
+def current_user(request: Request, state: State, credentials: Bearer) -> UserIdentity:
+    """The caller, allowed this route by its role (services/roles.py, RULES): 401 without
+    valid credentials, 403 when the role is too low or the route has no rule."""
     claims = state.tokens.verify(_token(credentials))
     if claims.kind == "device":
         raise Unauthorized("device tokens cannot use the management API")
@@ -68,12 +78,21 @@ def current_user(state: State, credentials: Bearer) -> UserIdentity:
         user = session.get(User, claims.subject)
         if user is None:
             raise Unauthorized("user no longer exists")
+        # read now, not from the JWT: a demotion applies to the very next request
+        role = roles.stored_role(user.role)
+        token_id = None
         if claims.kind == "pat":
             token = session.get(ApiToken, claims.token_id)
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             if token is None or token.user_id != user.id or token.expires < now:
                 raise Unauthorized("token revoked or expired")
-        return UserIdentity(user.id, user.email)
+            role = roles.lower(role, roles.stored_role(token.role))
+            token_id = token.id
+        identity = UserIdentity(user.id, user.email, role, token_id, client_address(request))
+    route = request.scope.get("route")
+    pattern = getattr(route, "path", request.url.path)
+    roles.authorize(request.method, pattern, role, via_pat=token_id is not None)
+    return identity
 
 
 CurrentDevice = Annotated[DeviceIdentity, Depends(current_device)]

@@ -8,6 +8,8 @@ runs each function on both engines.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, Engine, Integer, Table, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -83,6 +85,75 @@ def serializes_writers(session: Session) -> bool:
     """SQLite runs one write transaction at a time (Database.write: BEGIN IMMEDIATE), so
     what it read stays true until commit; PostgreSQL needs row locks for that."""
     return session.get_bind().dialect.name == SQLITE
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSql:
+    """How one engine reads the items of a JSON attribute, for inventory filters
+    (services/filters.py). `elements` is a FROM item with one row per item of the value
+    (each item of a list, or the value itself), as alias `e`; `{src}` is the JSON
+    column or expression, `{key}` the bind of the attribute's name.
+
+    Strings compare by code point on both engines (SQLite's BINARY collation, "C" on
+    PostgreSQL), never by the database's locale.
+    """
+
+    elements: str
+    present: str
+    is_number: str
+    is_string: str
+    number: str
+    string: str
+    as_json: str  # a text column holding JSON, as JSON
+    collate: str
+    contains: str  # {s} contains {v}
+    starts: str
+    ends: str
+
+
+_JSON_SQL = {
+    SQLITE: JsonSql(
+        elements="json_each({src}, {key}) AS e",
+        present="json_type({src}, {key}) IS NOT NULL",
+        is_number="e.type IN ('integer', 'real')",
+        is_string="e.type = 'text'",
+        number="e.value",
+        string="e.value",
+        as_json="{col}",
+        collate="",
+        contains="instr({s}, {v}) > 0",
+        starts="substr({s}, 1, length({v})) = {v}",
+        ends="substr({s}, -length({v})) = {v}",
+    ),
+    POSTGRESQL: JsonSql(
+        elements="json_array_elements(CASE WHEN json_typeof(({src} -> CAST({key} AS text)))"
+        " = 'array' THEN ({src} -> CAST({key} AS text))"
+        " ELSE json_build_array(({src} -> CAST({key} AS text))) END) AS e(v)",
+        present="({src} -> CAST({key} AS text)) IS NOT NULL",
+        is_number="json_typeof(e.v) = 'number'",
+        is_string="json_typeof(e.v) = 'string'",
+        # CASE: a cast in a plain AND may run before the type test, and fail on a string
+        number="CASE WHEN json_typeof(e.v) = 'number' THEN CAST(e.v #>> '{{}}' AS numeric) END",
+        string="(e.v #>> '{{}}')",
+        as_json="CAST({col} AS json)",
+        collate=' COLLATE "C"',
+        contains="strpos({s}, {v}) > 0",
+        starts="left({s}, length({v})) = {v}",
+        ends="right({s}, length({v})) = {v}",
+    ),
+}
+
+
+def json_sql(session: Session) -> JsonSql:
+    return _JSON_SQL[session.get_bind().dialect.name]
+
+
+def json_path_key(session: Session, name: str) -> str:
+    """The bound value that names attribute `name` in JsonSql's `{key}`: a JSON path on
+    SQLite, the key itself on PostgreSQL."""
+    if session.get_bind().dialect.name == SQLITE:
+        return f'$."{name}"'
+    return name
 
 
 def insert(session_or_conn: Session | Connection, table: Table):  # type: ignore[no-untyped-def]

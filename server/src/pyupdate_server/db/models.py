@@ -63,6 +63,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(256), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Mender's role name (services/roles.py); read on every request, never kept in a JWT
+    role: Mapped[str] = mapped_column(String(64))
 
 
 class ApiToken(Base):
@@ -75,6 +77,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(128))
     expires: Mapped[dt.datetime] = mapped_column(DateTime)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # at most its owner's: the lower of the two applies on every request
+    role: Mapped[str] = mapped_column(String(64))
 
 
 class Artifact(Base):
@@ -126,6 +130,32 @@ class Deployment(Base):
     failure_action: Mapped[str] = mapped_column(String(8), default="pause")
     success_threshold: Mapped[int | None] = mapped_column(default=None)
     success_unit: Mapped[str | None] = mapped_column(String(8), default=None)
+    # a dynamic group (services/dynamic.py): the filter's terms as they were at creation;
+    # devices get a row when they are handed it, and the deployment stays open
+    dynamic: Mapped[bool] = mapped_column(Boolean, default=False)
+    filter_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    filter_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    filter_terms: Mapped[list | None] = mapped_column(JSON, default=None)
+    # scheduling (services/schedule.py): not handed out before start_ts nor after end_ts
+    start_ts: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    end_ts: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # "HH:MM-HH:MM" in the device's local time, sent with the deployment (device-api.md)
+    install_window: Mapped[str | None] = mapped_column(String(11), default=None)
+    # hand out an artifact older than what the device runs (services/downgrade.py)
+    allow_downgrade: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_deployments_dynamic_status", "dynamic", "status"),)
+
+
+class InventoryFilter(Base):
+    """A saved inventory filter (Mender's inventory v2 shape): a dynamic group."""
+
+    __tablename__ = "inventory_filters"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    terms: Mapped[list] = mapped_column(default=list)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DeploymentPhase(Base):
@@ -199,3 +229,83 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
     expires: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AuditLog(Base):
+    """One management write (or login): who, what, when, from where (services/audit.py)."""
+
+    __tablename__ = "audit_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor_type: Mapped[str] = mapped_column(String(16))  # "user"
+    actor_id: Mapped[str] = mapped_column(String(36), index=True)  # "" for an unknown login
+    actor_email: Mapped[str] = mapped_column(String(256))
+    token_id: Mapped[str | None] = mapped_column(String(36), default=None)  # a PAT's
+    address: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(256), index=True)
+    # what names the object for a person (a deployment's name, a user's email)
+    object_data: Mapped[dict] = mapped_column(default=dict)
+    change: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict | None] = mapped_column(JSON, default=None)
+
+
+class Webhook(Base):
+    """A receiver of event notifications (services/webhooks.py), Mender's "webhook"
+    integration: a URL, a secret for the HMAC signature, the events it wants."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2048))
+    # hex, as given; the HMAC key is its bytes. Never returned by the API.
+    secret: Mapped[str] = mapped_column(String(512), default="")
+    events: Mapped[list] = mapped_column(default=list)  # [] = every event
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # deliveries dropped because the outbox was over its cap (webhook_outbox_max)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event still to be delivered to one webhook. Written in the
+    transaction of the change it tells of; deleted once delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the exact JSON sent (and signed)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)  # counted when claimed
+    next_attempt: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    # a process sending it holds it until then; past it, another may try again
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class WebhookAttempt(Base):
+    """The delivery log: one attempt to deliver one event (the last few per webhook)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column()
+    time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+    # delivered | retry (another attempt is due) | failed (gave up) | dropped (outbox full)
+    outcome: Mapped[str] = mapped_column(String(16))

@@ -23,7 +23,7 @@ from pyupdate_server import limits
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import AuthSet, Device, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
-from pyupdate_server.services import locks, throttle
+from pyupdate_server.services import locks, throttle, webhooks
 
 AUTH_STATES = ("pending", "accepted", "rejected", "preauthorized")
 DEVICE_STATES = (*AUTH_STATES, "noauth", "decommissioned")
@@ -97,6 +97,7 @@ def refresh_status(session: Session, device: Device) -> None:
     """A device's status follows its best auth set; decommissioned is sticky."""
     if device.status == "decommissioned":
         return
+    previous = device.status
     states = set(
         session.scalars(select(AuthSet.status).where(AuthSet.device_id == device.id)).all()
     )
@@ -107,6 +108,7 @@ def refresh_status(session: Session, device: Device) -> None:
     else:
         device.status = "noauth"
     device.updated = utcnow()
+    webhooks.device_status(session, device, previous)
 
 
 def submit_auth_request(
@@ -228,8 +230,10 @@ def decommission(session: Session, device_id: str) -> None:
     device = _locked_device(session, device_id)
     for auth in session.scalars(select(AuthSet).where(AuthSet.device_id == device_id)):
         auth.status = "rejected"
+    previous = device.status
     device.status = "decommissioned"
     device.updated = utcnow()
+    webhooks.device_status(session, device, previous)
     from pyupdate_server.services.rollout import close_device_deployments
 
     close_device_deployments(session, device_id, "decommissioned")
@@ -250,6 +254,8 @@ def delete_device(session: Session, device_id: str) -> None:
     from pyupdate_server.services.rollout import close_device_deployments
 
     close_device_deployments(session, device_id, "decommissioned")
+    if device.status != "decommissioned":
+        webhooks.emit(session, "device-decommissioned", {"id": device_id})
     session.delete(device)
 
 

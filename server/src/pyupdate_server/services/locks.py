@@ -14,9 +14,10 @@ and a decision holds only if what it read cannot change before it commits:
   (the "last one finishes the deployment" count) or handing out a capped deployment
   (the `max_devices` count): those counts are taken one transaction at a time.
 * `deployment(..., ABORT)`: FOR UPDATE, excluding all of the above.
-* `all_users`: FOR UPDATE on every user row, so the last-user rule counts users that
-  no concurrent delete is removing: of two deletes of the last two users, the second
-  waits for the first, then sees one user left and refuses.
+* `all_users`: FOR UPDATE on every user row, so the last-user and last-admin rules
+  count users that no concurrent delete or demotion is changing: of two deletes (or
+  demotions) of the last two admins, the second waits for the first, then sees one
+  left and refuses.
 
 Lock order, always: device row, then deployment row, then device_deployments rows.
 Every path that changes a device_deployments row holds its deployment's lock first,

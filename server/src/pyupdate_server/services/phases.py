@@ -29,6 +29,7 @@ from pyupdate_server.db.models import (
     utcnow,
 )
 from pyupdate_server.errors import BadRequest
+from pyupdate_server.services import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +429,7 @@ def record(
             data=dict(numbers),
         )
     )
+    webhooks.decision(session, dep, kind, message, phase, by, numbers)
     log.info(
         message,
         extra={

@@ -8,19 +8,19 @@ the row locks of services/locks.py give the same guarantee across processes.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pyupdate_server.db.engine import Database
-from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeployment, utcnow
-from pyupdate_server.errors import BadRequest, Conflict, NotFound, Unprocessable
-from pyupdate_server.services import locks, phases
+from pyupdate_server.db.models import Artifact, Deployment, DeviceDeployment, utcnow
+from pyupdate_server.errors import BadRequest, Conflict, NotFound
+from pyupdate_server.services import downgrade, dynamic, locks, phases, schedule, webhooks
 from pyupdate_server.services.locks import Mode
-from pyupdate_server.services.phases import PhaseSpec, Threshold
 
 # what a device may report (Mender 3.4 names, docs/device-api.md "Status")
 DEVICE_STATUSES = frozenset(
@@ -106,99 +106,6 @@ def pick_artifact(
     return None
 
 
-def create_deployment(
-    session: Session,
-    *,
-    name: str,
-    artifact_name: str,
-    devices: Iterable[str] | None = None,
-    group: str | None = None,
-    all_devices: bool = False,
-    force_installation: bool = False,
-    max_devices: int | None = None,
-    retries: int = 0,
-    phase_specs: Sequence[PhaseSpec] | None = None,
-    failure_threshold: Threshold | None = None,
-    failure_action: str | None = None,
-    success_threshold: Threshold | None = None,
-) -> Deployment:
-    if not name.strip():
-        raise BadRequest("name must not be empty")
-    if retries < 0:
-        raise BadRequest("retries must be >= 0")
-    if max_devices is not None and max_devices < 1:
-        raise BadRequest("max_devices must be >= 1")
-    if session.scalar(select(Artifact.id).where(Artifact.name == artifact_name).limit(1)) is None:
-        raise Unprocessable(f"no artifact named {artifact_name!r}")
-    if sum([devices is not None, group is not None, all_devices]) != 1:
-        raise BadRequest("give exactly one of devices, group, all_devices")
-    if devices is not None:
-        ids = list(dict.fromkeys(devices))
-        known = set(session.scalars(select(Device.id).where(Device.id.in_(ids))))
-        unknown = [i for i in ids if i not in known]
-        if unknown:
-            raise BadRequest(f"unknown device {unknown[0]}")
-        target = "devices"
-    else:
-        query = select(Device.id).where(Device.status == "accepted")
-        if group is not None:
-            query = query.where(Device.group == group)
-        ids = list(session.scalars(query.order_by(Device.created)))
-        target = f"group:{group}" if group is not None else "all"
-    if not ids:
-        raise BadRequest("no devices to deploy to")
-    if failure_action is not None and failure_action not in phases.FAILURE_ACTIONS:
-        raise BadRequest(f"failure_action must be one of {', '.join(phases.FAILURE_ACTIONS)}")
-    if failure_action is not None and failure_threshold is None:
-        raise BadRequest("failure_action: give a failure_threshold for it to act on")
-    if phase_specs is None and (failure_threshold is not None or success_threshold is not None):
-        phase_specs = [PhaseSpec()]  # thresholds alone: one phase of every device
-    sizes: list[int] = []
-    if phase_specs is not None:
-        sizes = phases.plan(phase_specs, len(ids))
-        phases.check_thresholds(phase_specs, sizes, success_threshold)
-    phase_of = [n for n, size in enumerate(sizes, 1) for _ in range(size)] or [None] * len(ids)
-    dep = Deployment(
-        name=name,
-        artifact_name=artifact_name,
-        force_installation=force_installation,
-        max_devices=max_devices,
-        retries=retries,
-        target=target,
-        device_count=len(ids),
-        status="pending",
-    )
-    session.add(dep)
-    session.flush()
-    session.execute(
-        DeviceDeployment.__table__.insert(),
-        [
-            {
-                "deployment_id": dep.id,
-                "device_id": i,
-                "status": "pending",
-                "final": False,
-                "substate": "",
-                "attempts": 0,
-                "phase": phase,
-                "created": utcnow(),
-            }
-            for i, phase in zip(ids, phase_of, strict=True)
-        ],
-    )
-    if phase_specs is not None:
-        phases.create(
-            session,
-            dep,
-            phase_specs,
-            sizes,
-            failure=failure_threshold,
-            failure_action=failure_action or "pause",
-            success=success_threshold,
-        )
-    return dep
-
-
 async def has_open(db: Database, device_id: str) -> bool:
     """Cheap read for the common case: nothing targets this device, so no decision to make."""
     found = await db.aquick(
@@ -212,7 +119,8 @@ def next_for_device(
     session: Session, device_id: str, device_type: str, provides: Mapping[str, object]
 ) -> Assignment | None:
     """The deployment the device should run now, or None (204)."""
-    locks.device(session, device_id)
+    device = locks.device(session, device_id)
+    running = downgrade.versions(device.inventory if device is not None else {}, provides)
     rows = session.execute(
         select(DeviceDeployment, Deployment)
         .join(Deployment, Deployment.id == DeviceDeployment.deployment_id)
@@ -225,12 +133,17 @@ def next_for_device(
             artifact = session.get(Artifact, row.artifact_id) if row.artifact_id else None
             if artifact is not None:
                 return Assignment(dep, artifact)
-    for row, dep in rows:
-        if dep.aborted:
-            continue
-        # a capped deployment counts its devices one hand-out at a time
-        mode = Mode.WRITE if dep.max_devices is not None else Mode.SHARE
-        assignment = _offer(session, row, dep.id, mode, device_type, provides)
+    # its rows, and the dynamic groups it may join now, in the order they were made
+    walk: list[tuple[dt.datetime, str, DeviceDeployment | None]] = [
+        (dep.created, dep.id, row) for row, dep in rows if not dep.aborted
+    ]
+    walk += [(d.created, d.id, None) for d in dynamic.candidates(session, device_id)]
+    walk.sort(key=lambda entry: (entry[0], entry[1]))
+    for _, deployment_id, maybe_row in walk:
+        if maybe_row is None:
+            assignment = _join(session, device_id, deployment_id, device_type, provides, running)
+        else:
+            assignment = _offer(session, maybe_row, deployment_id, device_type, provides, running)
         if assignment is Hold.WAIT:
             return None
         if assignment is not None:
@@ -238,20 +151,64 @@ def next_for_device(
     return None
 
 
+def _join(
+    session: Session,
+    device_id: str,
+    deployment_id: str,
+    device_type: str,
+    provides: Mapping[str, object],
+    running: Mapping[str, str],
+) -> Assignment | Hold | None:
+    """The device joins a dynamic deployment: its row is made, then offered as any other.
+    The deployment is locked first: an abort or a pause either came before (seen here)
+    or waits for this transaction, and then closes the new row too."""
+    dep = locks.deployment(session, deployment_id, _mode(session, deployment_id))
+    if dep is None or dep.aborted or dep.status == "finished" or dynamic.closed(session, dep):
+        return None
+    if dep.paused or schedule.not_started(dep, utcnow()):
+        return Hold.WAIT  # no row: membership is decided again when it may start
+    row = DeviceDeployment(
+        deployment_id=dep.id,
+        device_id=device_id,
+        status="pending",
+        final=False,
+        substate="",
+        attempts=0,
+        created=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return _offer(session, row, dep.id, device_type, provides, running)
+
+
+def _mode(session: Session, deployment_id: str) -> Mode:
+    # a capped deployment counts its devices one hand-out at a time
+    capped = session.scalar(select(Deployment.max_devices).where(Deployment.id == deployment_id))
+    return Mode.WRITE if capped is not None else Mode.SHARE
+
+
 def _offer(
     session: Session,
     row: DeviceDeployment,
     deployment_id: str,
-    mode: Mode,
     device_type: str,
     provides: Mapping[str, object],
+    running: Mapping[str, str],
 ) -> Assignment | Hold | None:
     """Hand `row`'s deployment to its device, or close the row saying why not (None), or
-    hold the device back: paused, or its phase not started (Hold.WAIT)."""
-    dep = locks.deployment(session, deployment_id, mode)
+    hold the device back: paused, not started, or its phase not started (Hold.WAIT)."""
+    dep = locks.deployment(session, deployment_id, _mode(session, deployment_id))
     locks.reread(session, row)  # an abort may have closed it since the first read
     if dep is None or dep.aborted or row.final or row.claimed is not None:
         return None
+    now = utcnow()
+    if schedule.ended(dep, now):
+        # past its end time: devices not handed it are not any more (nor retried)
+        locks.deployment(session, dep.id, Mode.WRITE)
+        _finalize(session, row, "skipped" if row.attempts == 0 else "failure")
+        return None
+    if dep.paused or schedule.not_started(dep, now):
+        return Hold.WAIT
     if phases.holding(dep, row):
         if dep.paused or not phases.due(session, dep):
             return Hold.WAIT
@@ -280,6 +237,9 @@ def _offer(
             outcome = "noartifact"
         elif not dep.force_installation and provides.get("artifact_name") == dep.artifact_name:
             outcome = "already-installed"
+        elif not dep.allow_downgrade and (why := downgrade.older(artifact, running)):
+            outcome = "skipped"
+            row.substate = f"downgrade refused: {why}"
     if outcome is not None or dep.status == "pending":
         # closing a row may finish the deployment, and a first hand-out changes its
         # status: both write the deployment row, so take it for writing first
@@ -367,9 +327,60 @@ def _maybe_finish(session: Session, deployment_id: str) -> None:
     )
     if open_rows == 0:
         dep = session.get(Deployment, deployment_id)
-        if dep is not None and dep.status != "finished":
+        if dep is not None and dep.status != "finished" and not dynamic.joinable(session, dep):
             dep.status = "finished"
             dep.finished = utcnow()
+            webhooks.deployment_finished(session, dep, statistics(session, dep.id))
+
+
+def expire_due(session: Session, dep: Deployment) -> bool:
+    """A cheap read: is `dep` past its end time with rows to close, or with none open?"""
+    if dep.status == "finished" or not schedule.ended(dep, utcnow()):
+        return False
+    waiting = session.scalar(
+        select(DeviceDeployment.id)
+        .where(
+            DeviceDeployment.deployment_id == dep.id,
+            DeviceDeployment.final.is_(False),
+            DeviceDeployment.claimed.is_(None),
+        )
+        .limit(1)
+    )
+    in_flight = session.scalar(
+        select(DeviceDeployment.id)
+        .where(DeviceDeployment.deployment_id == dep.id, DeviceDeployment.final.is_(False))
+        .limit(1)
+    )
+    return waiting is not None or in_flight is None
+
+
+def expire(session: Session, deployment_id: str) -> None:
+    """Past its end time: close the rows of devices not handed it (`skipped`) and those
+    waiting for a retry (`failure`); devices in progress finish. Held for writing; the
+    UPDATE's condition is checked again on each row's newest version (as in abort_rows),
+    so a device handed it meanwhile keeps it."""
+    dep = locks.deployment(session, deployment_id, Mode.WRITE)
+    if dep is None or dep.status == "finished" or not schedule.ended(dep, utcnow()):
+        return
+    for attempted, status in ((False, "skipped"), (True, "failure")):
+        session.execute(
+            update(DeviceDeployment)
+            .where(
+                DeviceDeployment.deployment_id == dep.id,
+                DeviceDeployment.final.is_(False),
+                DeviceDeployment.claimed.is_(None),
+                DeviceDeployment.attempts > 0 if attempted else DeviceDeployment.attempts == 0,
+            )
+            .values(status=status, final=True, finished=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, DeviceDeployment):
+            session.expire(obj)
+    if phases.gated(dep) and phases.advance(session, dep):
+        abort_rows(session, dep)
+        return
+    _maybe_finish(session, dep.id)
 
 
 def _device_row(session: Session, device_id: str, deployment_id: str) -> DeviceDeployment:
@@ -403,6 +414,7 @@ def report_status(
     row.substate = substate[:4096]
     if status == "failure":
         dep = session.get(Deployment, deployment_id)  # locked above
+        webhooks.device_failed(session, dep, device_id, row.attempts)
         if dep is not None and row.attempts <= dep.retries and not dep.aborted:
             row.claimed = None  # offered again on the next poll
             return

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from pyupdate_server import limits
 from pyupdate_server.api.deps import CurrentDevice, State
 from pyupdate_server.errors import BadRequest, TooLarge
-from pyupdate_server.services import rollout
+from pyupdate_server.services import dynamic, rollout, schedule
 from pyupdate_server.services.links import download_link
 
 router = APIRouter(prefix="/api/devices", tags=["device deployments"])
@@ -30,9 +30,19 @@ class ArtifactRef(BaseModel):
     device_types_compatible: list[str]
 
 
+class InstallWindow(BaseModel):
+    """docs/device-api.md, "Install windows": device local time, daily."""
+
+    start: str = Field(description="HH:MM, included")
+    end: str = Field(description="HH:MM, excluded; before start: crosses midnight")
+
+
 class DeploymentInstructions(BaseModel):
     id: str
     artifact: ArtifactRef
+    install_window: InstallWindow | None = Field(
+        default=None, description="absent: install at once"
+    )
 
 
 class ProvidesV2(BaseModel):
@@ -74,7 +84,11 @@ async def _next(
     if not isinstance(provides.get("artifact_name"), str):
         raise BadRequest("artifact_name is required")
     # the fleet's steady state: nothing targets the device; answer from a read, on the loop
-    if not await rollout.has_open(state.db, device_id):
+    if not await rollout.has_open(state.db, device_id) and not (
+        # an open dynamic group's membership: the device's own row, in a worker thread
+        await dynamic.any_open(state.db)
+        and await run_in_threadpool(dynamic.may_join, state.db, device_id)
+    ):
         return Response(status_code=204)
     base = str(request.base_url)
     return await run_in_threadpool(_decide, state, device_id, device_type, provides, base)
@@ -88,6 +102,7 @@ def _decide(
         if assignment is None:
             return Response(status_code=204)
         dep, artifact = assignment.deployment, assignment.artifact
+        window = schedule.window_of(dep)
         body = DeploymentInstructions(
             id=dep.id,
             artifact=ArtifactRef(
@@ -96,8 +111,10 @@ def _decide(
                 source=_source(state, artifact.id, artifact.blob, base),
                 device_types_compatible=list(artifact.device_types),
             ),
+            install_window=InstallWindow(start=window.start, end=window.end) if window else None,
         )
-    return JSONResponse(body.model_dump())
+    # without a window the answer is Mender's, byte for byte: no null member
+    return JSONResponse(body.model_dump(exclude_none=True))
 
 
 def _source(state: State, artifact_id: str, blob: str, base: str) -> Source:

@@ -9,7 +9,7 @@ from pyupdate_server import limits
 from pyupdate_server.api.deps import CurrentDevice, State
 from pyupdate_server.db.models import utcnow
 from pyupdate_server.errors import NotFound, TooLarge
-from pyupdate_server.services import locks
+from pyupdate_server.services import locks, webhooks
 
 router = APIRouter(prefix="/api/devices/v1/inventory", tags=["device inventory"])
 
@@ -51,6 +51,8 @@ def _apply(state: State, device_id: str, attrs: list[Attribute], replace: bool) 
         merged.update(values)
         if len(merged) > limits.MAX_INVENTORY_ATTRS:
             raise TooLarge(f"inventory over {limits.MAX_INVENTORY_ATTRS} attributes")
+        if merged != device.inventory:
+            webhooks.inventory(session, device_id, merged)
         device.inventory = merged
         device.updated = utcnow()
 

@@ -106,7 +106,7 @@ _UPLOAD_DOC = {
     },
     openapi_extra=_UPLOAD_DOC,
 )
-async def upload(request: Request, _: CurrentUser, state: State) -> Response:
+async def upload(request: Request, user: CurrentUser, state: State) -> Response:
     artifact_id, blob = service.new_blob()
     # an object store takes the artifact as it arrives, validated on the way
     # (api/streaming.py); local files are staged in tmp/, validated, then renamed in
@@ -143,6 +143,16 @@ async def upload(request: Request, _: CurrentUser, state: State) -> Response:
                         upload.file_size,
                         upload.sha256,
                         upload.fields.get("description", ""),
+                    )
+                    state.audit.record(
+                        session,
+                        user,
+                        "create",
+                        "artifact",
+                        artifact_id,
+                        names={"name": header.artifact_name},
+                        change=f"artifact {header.artifact_name} uploaded ({upload.file_size} bytes)",
+                        after={"name": header.artifact_name, "sha256": upload.sha256},
                     )
             except BaseException:
                 # the row did not commit (a duplicate, a full disk, the database gone):
@@ -188,9 +198,20 @@ def get_artifact(artifact_id: str, _: CurrentUser, state: State) -> ArtifactOut:
 
 
 @router.delete("/artifacts/{artifact_id}", status_code=204)
-def delete_artifact(artifact_id: str, _: CurrentUser, state: State) -> Response:
+def delete_artifact(artifact_id: str, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
+        artifact = session.get(Artifact, artifact_id)
+        name = artifact.name if artifact is not None else ""
         service.delete_artifact(session, state.store, artifact_id)
+        state.audit.record(
+            session,
+            user,
+            "delete",
+            "artifact",
+            artifact_id,
+            names={"name": name},
+            change=f"artifact {name} deleted",
+        )
     return Response(status_code=204)
 
 

@@ -1,5 +1,5 @@
-"""Deployments: create (devices, group, all; phases and thresholds), list, show,
-statistics, pause, resume, abort, device logs."""
+"""Deployments: create (devices, group, all, a saved filter; phases, thresholds, start and
+end times, install windows), list, show, statistics, pause, resume, abort, device logs."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from pyupdate_server.api.deps import CurrentUser, State
 from pyupdate_server.api.timefmt import Timestamp
-from pyupdate_server.db.models import Deployment, DeviceDeployment
+from pyupdate_server.db.models import Deployment, DeviceDeployment, utcnow
 from pyupdate_server.errors import NotFound
-from pyupdate_server.services import control, phases, rollout
+from pyupdate_server.services import audit, control, creation, phases, rollout, schedule
 
 router = APIRouter(prefix="/api/management/v1/deployments", tags=["deployments"])
 
@@ -55,6 +55,21 @@ class Rollout(Strict):
     failure_threshold: NewThreshold | None = None
     failure_action: Literal["pause", "abort"] | None = None
     success_threshold: NewThreshold | None = None
+    start_ts: AwareDatetime | None = Field(
+        default=None, description="ext: not handed out before (without phases)"
+    )
+    end_ts: AwareDatetime | None = Field(
+        default=None, description="ext: no device not handed it yet is handed it after"
+    )
+    install_window: str | None = Field(
+        default=None,
+        max_length=11,
+        description='ext: "HH:MM-HH:MM", device local time, daily; sent to the device',
+    )
+    allow_downgrade: bool = Field(
+        default=False,
+        description="ext: hand out the artifact to devices running a newer *.version",
+    )
 
 
 class NewDeployment(Rollout):
@@ -97,6 +112,10 @@ def _rollout_options(body: Rollout) -> dict[str, object]:
         "failure_threshold": _threshold("failure_threshold", body.failure_threshold),
         "failure_action": body.failure_action,
         "success_threshold": _threshold("success_threshold", body.success_threshold),
+        "start_ts": _naive_utc(body.start_ts),
+        "end_ts": _naive_utc(body.end_ts),
+        "install_window": body.install_window,
+        "allow_downgrade": body.allow_downgrade,
     }
 
 
@@ -131,6 +150,14 @@ class EventOut(BaseModel):
     data: dict[str, int | str]
 
 
+class FilterOut(BaseModel):
+    """Mender's `filter` of a dynamic deployment: the terms it was made with."""
+
+    id: str
+    name: str
+    terms: list[dict[str, object]]
+
+
 class DeploymentOut(BaseModel):
     id: str
     name: str
@@ -150,6 +177,11 @@ class DeploymentOut(BaseModel):
     failure_threshold: ThresholdOut | None = None
     failure_action: str | None = None
     success_threshold: ThresholdOut | None = None
+    filter: FilterOut | None = None
+    start_ts: Timestamp | None = None
+    end_ts: Timestamp | None = None
+    install_window: str | None = None
+    allow_downgrade: bool = False
 
 
 class DeploymentDetail(DeploymentOut):
@@ -163,6 +195,8 @@ def _status(dep: Deployment) -> str:
         return "paused"
     if dep.status == "pending" and dep.phase_count and not dep.phases_started:
         return "scheduled"  # Mender Enterprise's name: the first phase has a later start
+    if dep.status == "pending" and schedule.not_started(dep, utcnow()):
+        return "scheduled"
     return dep.status
 
 
@@ -202,6 +236,7 @@ def _phases_out(session: Session, dep: Deployment) -> list[PhaseOut]:
 
 def _out(session: Session, dep: Deployment) -> DeploymentOut:
     gated = phases.gated(dep)
+    stats = rollout.statistics(session, dep.id)
     return DeploymentOut(
         id=dep.id,
         name=dep.name,
@@ -211,16 +246,24 @@ def _out(session: Session, dep: Deployment) -> DeploymentOut:
         paused=dep.paused,
         created=dep.created,
         finished=dep.finished,
-        device_count=dep.device_count,
+        # a dynamic group's: the devices that joined it so far
+        device_count=sum(stats.values()) if dep.dynamic else dep.device_count,
         max_devices=dep.max_devices,
         retries=dep.retries,
         force_installation=dep.force_installation,
         target=dep.target,
-        statistics=rollout.statistics(session, dep.id),
+        statistics=stats,
         phases=_phases_out(session, dep) if gated else None,
         failure_threshold=_threshold_out(dep.failure_threshold, dep.failure_unit),
         failure_action=dep.failure_action if dep.failure_threshold is not None else None,
         success_threshold=_threshold_out(dep.success_threshold, dep.success_unit),
+        filter=FilterOut(id=dep.filter_id, name=dep.filter_name or "", terms=dep.filter_terms)
+        if dep.dynamic and dep.filter_id and dep.filter_terms is not None
+        else None,
+        start_ts=dep.start_ts,
+        end_ts=dep.end_ts,
+        install_window=dep.install_window,
+        allow_downgrade=dep.allow_downgrade,
     )
 
 
@@ -240,17 +283,26 @@ def _detail(session: Session, dep: Deployment) -> DeploymentDetail:
 
 
 def _advance_due(state: State, deployment_ids: list[str]) -> None:
-    """Phases whose start time has passed start on this read (there is no background
-    task): each in its own write transaction, decided once (services/phases.py)."""
+    """Phases whose start time has passed start on this read, and deployments past their
+    end time close what was not handed out (there is no background task): each in its
+    own write transaction, decided once (services/phases.py, services/schedule.py)."""
     with state.db.read() as session:
         due = [
             d
             for d in deployment_ids
             if (dep := session.get(Deployment, d)) is not None and phases.due(session, dep)
         ]
+        ended = [
+            d
+            for d in deployment_ids
+            if (dep := session.get(Deployment, d)) is not None and rollout.expire_due(session, dep)
+        ]
     for deployment_id in due:
         with state.db.write() as session:
             rollout.advance(session, deployment_id)
+    for deployment_id in ended:
+        with state.db.write() as session:
+            rollout.expire(session, deployment_id)
 
 
 def _created(dep_id: str) -> Response:
@@ -258,10 +310,10 @@ def _created(dep_id: str) -> Response:
 
 
 @router.post("/deployments", status_code=201, response_class=Response)
-def create(body: NewDeployment, _: CurrentUser, state: State) -> Response:
+def create(body: NewDeployment, user: CurrentUser, state: State) -> Response:
     options = _rollout_options(body)
     with state.db.write() as session:
-        dep = rollout.create_deployment(
+        dep = creation.create_deployment(
             session,
             name=body.name,
             artifact_name=body.artifact_name,
@@ -270,16 +322,17 @@ def create(body: NewDeployment, _: CurrentUser, state: State) -> Response:
             **options,  # type: ignore[arg-type]
         )
         dep_id = dep.id
+        state.audit.deployment(session, user, "create", dep_id)
     return _created(dep_id)
 
 
 @router.post("/deployments/group/{group}", status_code=201, response_class=Response)
 def create_for_group(
-    group: str, body: NewGroupDeployment, _: CurrentUser, state: State
+    group: str, body: NewGroupDeployment, user: CurrentUser, state: State
 ) -> Response:
     options = _rollout_options(body)
     with state.db.write() as session:
-        dep = rollout.create_deployment(
+        dep = creation.create_deployment(
             session,
             name=body.name,
             artifact_name=body.artifact_name,
@@ -287,6 +340,7 @@ def create_for_group(
             **options,  # type: ignore[arg-type]
         )
         dep_id = dep.id
+        state.audit.deployment(session, user, "create", dep_id)
     return _created(dep_id)
 
 
@@ -404,7 +458,9 @@ _SET_STATUS = {"aborted": control.abort, "paused": control.pause, "inprogress": 
 )
 def set_status(deployment_id: str, body: NewStatus, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
+        before = audit.deployment_state(session, deployment_id)
         _SET_STATUS[body.status](session, deployment_id, user.email)
+        state.audit.deployment(session, user, body.status, deployment_id, before)
     return Response(status_code=204)
 
 

@@ -1,4 +1,6 @@
-"""devauth v2: list devices, accept/reject auth sets, preauthorize, decommission."""
+"""devauth v2: list devices, accept/reject auth sets, preauthorize, decommission.
+
+Every write goes into the audit log with the device's status before and after."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pyupdate_server.api.deps import CurrentUser, State
+from pyupdate_server.api.deps import CurrentUser, State, UserIdentity
 from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.auth.device_signatures import normalize_pubkey
 from pyupdate_server.db.models import AuthSet, Device
@@ -108,10 +110,50 @@ def get_device(device_id: str, _: CurrentUser, state: State) -> DeviceOut:
         return device_out(session, admission.get_device(session, device_id))
 
 
+def _status_of(session: Session, device_id: str, auth_id: str | None = None) -> dict[str, object]:
+    """What the audit log keeps of a device before and after a change."""
+    device = session.get(Device, device_id)
+    out: dict[str, object] = {"status": device.status if device is not None else None}
+    if auth_id is not None:
+        auth = session.get(AuthSet, auth_id)
+        out["auth_status"] = auth.status if auth is not None else None
+    return out
+
+
+def _audit(
+    state: State,
+    session: Session,
+    user: UserIdentity,
+    action: str,
+    device_id: str,
+    before: dict[str, object] | None,
+    auth_id: str | None = None,
+) -> None:
+    after = _status_of(session, device_id, auth_id)
+    device = session.get(Device, device_id)
+    names = {"identity_data": json.loads(device.identity)} if device is not None else None
+    what = f"auth set {auth_id} of device {device_id}" if auth_id else f"device {device_id}"
+    old = "" if before is None else f": {before.get('auth_status', before['status'])}"
+    new = f" -> {after.get('auth_status', after['status'])}"
+    state.audit.record(
+        session,
+        user,
+        action,
+        "device",
+        device_id,
+        names=names,
+        change=f"{action} {what}{old}{new}",
+        before=before,
+        after=after,
+    )
+
+
 @router.delete("/devices/{device_id}", status_code=204)
-def decommission_device(device_id: str, _: CurrentUser, state: State) -> Response:
+def decommission_device(device_id: str, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
+        before = _status_of(session, device_id)
         admission.decommission(session, device_id)
+        _audit(state, session, user, "decommission", device_id, before)
     return Response(status_code=204)
 
 
@@ -121,10 +163,13 @@ class AuthStatus(BaseModel):
 
 @router.put("/devices/{device_id}/auth/{auth_id}/status", status_code=204)
 def set_auth_status(
-    device_id: str, auth_id: str, body: AuthStatus, _: CurrentUser, state: State
+    device_id: str, auth_id: str, body: AuthStatus, user: CurrentUser, state: State
 ) -> Response:
+    action = {"accepted": "accept", "rejected": "reject", "pending": "update"}[body.status]
     with state.db.write() as session:
+        before = _status_of(session, device_id, auth_id)
         admission.set_auth_status(session, device_id, auth_id, body.status)
+        _audit(state, session, user, action, device_id, before, auth_id)
     return Response(status_code=204)
 
 
@@ -142,9 +187,11 @@ def get_auth_status(device_id: str, auth_id: str, _: CurrentUser, state: State) 
 
 
 @router.delete("/devices/{device_id}/auth/{auth_id}", status_code=204)
-def delete_auth_set(device_id: str, auth_id: str, _: CurrentUser, state: State) -> Response:
+def delete_auth_set(device_id: str, auth_id: str, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
+        before = _status_of(session, device_id, auth_id)
         admission.delete_auth_set(session, device_id, auth_id)
+        _audit(state, session, user, "delete", device_id, before, auth_id)
     return Response(status_code=204)
 
 
@@ -155,12 +202,15 @@ class Preauth(BaseModel):
 
 
 @router.post("/devices", status_code=201, response_class=Response)
-def preauthorize(body: Preauth, _: CurrentUser, state: State) -> Response:
+def preauthorize(body: Preauth, user: CurrentUser, state: State) -> Response:
     identity = admission.canonical_identity(body.identity_data)
     pubkey = normalize_pubkey(body.pubkey)
     with state.db.write() as session:
+        existing = session.scalar(select(Device).where(Device.identity == identity))
+        before = {"status": existing.status} if existing is not None else None
         device = admission.preauthorize(session, identity, pubkey, body.force)
         device_id = device.id
+        _audit(state, session, user, "create", device_id, before)
     response = Response(status_code=201)
     response.headers["Location"] = f"{router.prefix}/devices/{device_id}"
     return response

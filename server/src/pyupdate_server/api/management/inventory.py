@@ -100,18 +100,21 @@ def get_group(device_id: str, _: CurrentUser, state: State) -> GroupOut:
 
 
 @router.put("/devices/{device_id}/group", status_code=204)
-def set_group(device_id: str, body: GroupBody, _: CurrentUser, state: State) -> Response:
+def set_group(device_id: str, body: GroupBody, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
-        get_device(session, device_id).group = body.group
+        device = get_device(session, device_id)
+        state.audit.group(session, user, device_id, device.group, body.group)
+        device.group = body.group
     return Response(status_code=204)
 
 
 @router.delete("/devices/{device_id}/group/{name}", status_code=204)
-def clear_group(device_id: str, name: str, _: CurrentUser, state: State) -> Response:
+def clear_group(device_id: str, name: str, user: CurrentUser, state: State) -> Response:
     with state.db.write() as session:
         device = get_device(session, device_id)
         if device.group != name:
             raise NotFound(f"device {device_id} is not in group {name}")
+        state.audit.group(session, user, device_id, device.group, None)
         device.group = None
     return Response(status_code=204)
 

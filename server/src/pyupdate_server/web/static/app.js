@@ -1,6 +1,7 @@
 // pyupdate web UI: one page over the management API (docs/management-api.md).
 // The user's JWT lives in sessionStorage; every value from the server is shown with
-// textContent, never parsed as HTML.
+// textContent, never parsed as HTML. The page asks the server who the user is and with
+// which role (GET .../users/me) and shows no button the role would be refused (403).
 "use strict";
 
 const API = {
@@ -10,13 +11,24 @@ const API = {
   groups: "/api/management/v1/inventory/groups",
   artifacts: "/api/management/v1/deployments/artifacts",
   deployments: "/api/management/v1/deployments/deployments",
+  me: "/api/management/v1/useradm/users/me",
+  auditlogs: "/api/management/v1/auditlogs/logs",
 };
-const VIEWS = ["devices", "artifacts", "deployments"];
+const VIEWS = ["devices", "artifacts", "deployments", "audit"];
+// Mender's role names, by rank (docs/management-api.md, "Roles")
+const RANK = { RBAC_ROLE_OBSERVER: 1, RBAC_ROLE_DEPLOYMENTS_MANAGER: 2, RBAC_ROLE_PERMIT_ALL: 3 };
+const SHORT = { RBAC_ROLE_OBSERVER: "read-only", RBAC_ROLE_DEPLOYMENTS_MANAGER: "release-manager", RBAC_ROLE_PERMIT_ALL: "admin" };
+const ADMIN = "RBAC_ROLE_PERMIT_ALL";
+const RELEASE = "RBAC_ROLE_DEPLOYMENTS_MANAGER";
 const REFRESH_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 let refreshTimer = null;
 let openDeployment = null;
+let me = null;  // the logged-in user with its role, from the server
+
+// Whether the user's role may do what needs `role`; the server checks again on every call.
+function can(role) { return Boolean(me) && (RANK[me.roles[0]] || 0) >= RANK[role]; }
 
 // --- plumbing ------------------------------------------------------------------
 function token() { return sessionStorage.getItem("pyupdate-token"); }
@@ -111,6 +123,7 @@ async function login(event) {
     const basic = basicCredentials(form.email.value, form.password.value);
     const jwt = await api("POST", API.login, { headers: { Authorization: `Basic ${basic}` } });
     sessionStorage.setItem("pyupdate-token", jwt.trim());
+    me = null;
     form.reset();
     say("");
     route();
@@ -121,6 +134,7 @@ async function login(event) {
 
 function logout(text = "") {
   sessionStorage.removeItem("pyupdate-token");
+  me = null;
   route();
   say(text, Boolean(text));
 }
@@ -160,6 +174,7 @@ async function showDevices() {
     cell(row, seen.group);
     cell(row, when(device.updated_ts));
     const actions = cell(row, "");
+    if (!can(ADMIN)) return;  // admission, groups and decommissioning are an admin's
     const authSet = device.auth_sets[device.auth_sets.length - 1];
     if (authSet && device.status !== "decommissioned") {
       const setStatus = (next) => async () => {
@@ -205,7 +220,8 @@ async function showArtifacts() {
     cell(row, artifact.signed ? "yes" : "no");
     cell(row, mib(artifact.size));
     cell(row, when(artifact.modified));
-    button(cell(row, ""), "Delete", async () => {
+    const actions = cell(row, "");
+    if (can(RELEASE)) button(actions, "Delete", async () => {
       if (!confirm(`Delete artifact ${artifact.name}?`)) return;
       await api("DELETE", `${API.artifacts}/${artifact.id}`);
       say(`Artifact ${artifact.name} deleted.`);
@@ -271,7 +287,7 @@ async function showDeployments() {
     cell(row, [...counts, ...phases].join("; "));
     const actions = cell(row, "");
     button(actions, "Details", () => showDeployment(dep));
-    if (dep.status !== "finished") {
+    if (dep.status !== "finished" && can(RELEASE)) {
       const [label, status] = dep.paused ? ["Resume", "inprogress"] : ["Pause", "paused"];
       button(actions, label, async () => {
         await api("PUT", `${API.deployments}/${dep.id}/status`, { json: { status } });
@@ -349,15 +365,76 @@ async function deploy(event) {
   }
 }
 
+// --- audit log -----------------------------------------------------------------
+// Paged and filtered by the server (GET .../auditlogs/logs); admins only.
+const AUDIT_PER_PAGE = 50;
+let auditPage = 1;
+
+function auditQuery() {
+  const form = $("audit-form");
+  const params = new URLSearchParams({ page: String(auditPage), per_page: String(AUDIT_PER_PAGE) });
+  for (const name of ["object_type", "action", "actor_email", "object_id"]) {
+    const value = form[name].value.trim();
+    if (value) params.set(name, value);
+  }
+  if (form.start_date.value) params.set("start_date", `${form.start_date.value}T00:00:00Z`);
+  if (form.end_date.value) params.set("end_date", `${form.end_date.value}T23:59:59Z`);
+  return params.toString();
+}
+
+function objectName(object) {
+  const details = object[object.type] || {};
+  return details.name || details.email || (details.identity_data
+    ? Object.entries(details.identity_data).map(([k, v]) => `${k}=${v}`).join(", ") : "");
+}
+
+async function showAudit() {
+  const response = await fetch(`${API.auditlogs}?${auditQuery()}`, { headers: { Authorization: `Bearer ${token()}` } });
+  if (response.status === 401) { logout("Your session has ended: log in again."); return; }
+  if (!response.ok) throw new ApiError(await errorText(response));
+  const entries = await response.json();
+  const total = Number(response.headers.get("X-Total-Count") || entries.length);
+  const pages = Math.max(1, Math.ceil(total / AUDIT_PER_PAGE));
+  $("audit-count").textContent = `${total} entr${total === 1 ? "y" : "ies"}${pages > 1 ? `, page ${auditPage} of ${pages}` : ""}`;
+  $("audit-prev").disabled = auditPage <= 1;
+  $("audit-next").disabled = auditPage >= pages;
+  $("audit-pager").hidden = pages <= 1;
+  fillRows("audit-rows", entries.map((e, i) => ({ ...e, row: String(i) })), "row", (row, e) => {
+    cell(row, when(e.time));
+    cell(row, e.actor.token_id ? `${e.actor.email} (token)` : e.actor.email);
+    cell(row, e.action);
+    const name = objectName(e.object);
+    cell(row, `${e.object.type} ${name || e.object.id}`);
+    cell(row, e.change);
+    cell(row, e.address);
+  });
+}
+
 // --- routing -------------------------------------------------------------------
-const SHOW = { devices: showDevices, artifacts: showArtifacts, deployments: showDeployments };
+const SHOW = { devices: showDevices, artifacts: showArtifacts, deployments: showDeployments, audit: showAudit };
+
+// Who is logged in, with which role: decides which controls the page shows.
+async function whoAmI() {
+  if (!me) me = await api("GET", API.me);
+  $("whoami").textContent = `${me.email} (${SHORT[me.roles[0]] || me.roles[0]})`;
+  $("nav-audit").hidden = !can(ADMIN);
+  $("upload-form").hidden = !can(RELEASE);
+  $("deploy-form").hidden = !can(RELEASE);
+}
 
 async function route() {
   clearTimeout(refreshTimer);
   const loggedIn = Boolean(token());
   $("nav").hidden = !loggedIn;
   $("login").hidden = loggedIn;
-  const view = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "devices";
+  try {
+    if (loggedIn) await whoAmI();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.message === "not logged in")) say(err.message, true);
+    return;
+  }
+  let view = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "devices";
+  if (view === "audit" && !can(ADMIN)) view = "devices";
   for (const name of VIEWS) $(name).hidden = !loggedIn || name !== view;
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === view);
   if (!loggedIn) return;
@@ -376,6 +453,9 @@ $("deploy-form").addEventListener("submit", deploy);
 $("device-status").addEventListener("change", () => { devicePage = 1; route(); });
 $("device-prev").addEventListener("click", () => { devicePage = Math.max(1, devicePage - 1); route(); });
 $("device-next").addEventListener("click", () => { devicePage += 1; route(); });
+$("audit-form").addEventListener("submit", (event) => { event.preventDefault(); auditPage = 1; say(""); route(); });
+$("audit-prev").addEventListener("click", () => { auditPage = Math.max(1, auditPage - 1); route(); });
+$("audit-next").addEventListener("click", () => { auditPage += 1; route(); });
 $("logout").addEventListener("click", () => logout());
 window.addEventListener("hashchange", () => { say(""); route(); });
 route();
