@@ -1,4 +1,5 @@
-"""pyupdate-qemu-test without booting: inputs found and refused, reports, budget, broken release.
+"""pyupdate-qemu-test without booting: inputs found and refused, reports, budget, the broken
+and the veto releases.
 
 The scenarios themselves run on real images in tests/qemu/test_qemu_test_tool.py.
 """
@@ -81,7 +82,10 @@ def test_list_names_every_scenario() -> None:
     run = _tool("--list")
     assert run.returncode == 0
     names = [line.split()[0] for line in run.stdout.splitlines()]
-    assert names == ["boot", "standalone", "rollback", "power-cut", "managed"]
+    assert names == [
+        "boot", "standalone", "rollback", "power-cut", "managed", "managed-phases",
+        "managed-window",
+    ]  # fmt: skip
 
 
 def test_missing_firmware_is_a_usage_error_before_anything_boots(build, tmp_path: Path) -> None:
@@ -106,6 +110,14 @@ def test_unsigned_update_with_a_verify_key_is_refused(build, tmp_path: Path) -> 
     _one_line_usage_error(run, "--update")
 
 
+def test_unsigned_veto_with_a_verify_key_is_refused(build, tmp_path: Path) -> None:
+    unsigned = tmp_path / "veto.mender"
+    write_rootfs_artifact(_rootfs(tmp_path), unsigned, "release-2-veto", "qemu-x86_64", None)
+    run = _tool("--board", build["board"], "--disk", build["disk"], "--update", build["update"],
+                "--veto", unsigned, "--verify-key", build["verify"])  # fmt: skip
+    _one_line_usage_error(run, "--veto")
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -115,7 +127,10 @@ def test_unsigned_update_with_a_verify_key_is_refused(build, tmp_path: Path) -> 
         (["--images", "/nonexistent"], ["--images", "not a directory"]),
         (["--qemuboot", "/nonexistent.qemuboot.conf"], ["--qemuboot", "no such file"]),
         (["--scenario", "standalone,fly"], ["no such scenario: fly"]),
-        (["--skip", "boot,standalone,rollback,power-cut,managed"], ["no scenario left"]),
+        (
+            ["--skip", "boot,standalone,rollback,power-cut,managed,managed-phases,managed-window"],
+            ["no scenario left"],
+        ),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], words: list[str]) -> None:
@@ -188,6 +203,24 @@ def test_broken_artifact_has_no_init_and_is_signed(build, tmp_path: Path) -> Non
     etc = subprocess.run(["debugfs", "-R", "cat /etc/hostname", str(slot)],
                          capture_output=True, text=True).stdout  # fmt: skip
     assert etc.strip() == "device"
+
+
+def test_veto_artifact_is_the_update_with_a_failing_commit_script(build, tmp_path: Path) -> None:
+    update = build_output.read_header(build["update"], "--update", build["verify"])
+    veto = media.veto_artifact(update, build["key"], tmp_path)
+    assert veto.name == "release-2-veto"
+    header = read_artifact(veto.path, verify_keys=[load_verifier(build["verify"])],
+                           require_signature=True)  # fmt: skip
+    assert header.artifact_name == "release-2-veto"
+    assert list(header.scripts) == [media.VETO_SCRIPT]
+    script = header.scripts[media.VETO_SCRIPT].decode()
+    assert media.VETO_MESSAGE in script and script.rstrip().endswith("exit 1")
+    slots = [tmp_path / "veto.img", tmp_path / "update.img"]
+    read_artifact(veto.path, sink=media._FileSink(slots[0]))
+    read_artifact(update.path, sink=media._FileSink(slots[1]))
+    assert slots[0].read_bytes() == slots[1].read_bytes()  # the same system, only vetoed
+    assert not (tmp_path / media.VETO_SCRIPT).exists()  # nothing left beside the artifact
+    assert not (tmp_path / "veto-rootfs.img").exists()
 
 
 def _results() -> list[runner.Result]:

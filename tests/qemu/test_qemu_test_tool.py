@@ -1,21 +1,25 @@
 """pyupdate-qemu-test, the command teams run in their CI, run here on the session's images.
 
 The images are the ones pyupdate-image makes from the Debian stand-in rootfs
-(conftest.py). One run of every scenario: boot, standalone update and
-commit, a broken release that rolls back, a power cut during the slot write,
-and a managed update through a throw-away pyupdate-server; its JUnit report
-must validate against the common schema. Then a release whose root file system
-does not mount the data partition must fail the standalone scenario, with
-the reason and the console's tail in the report.
+(conftest.py). One run of every scenario but fleet control's: boot, standalone
+update and commit, a broken release that rolls back, a power cut during the slot
+write, and a managed update through a throw-away pyupdate-server; its JUnit report
+must validate against the common schema. Fleet control in a second run
+(FLEET_SCENARIOS): a phased rollout whose device boots the new system, fails its
+health check and rolls back pauses itself. Then a release whose root file system
+does not mount the data partition must fail the standalone scenario, with the
+reason and the console's tail in the report.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import images
+import pytest
 import xmlschema
 from qemu_device import BOARD, Session
 
@@ -23,6 +27,12 @@ from pyupdate_host.image import artifact
 
 TOOL = Path(sys.executable).parent / "pyupdate-qemu-test"
 XSD = Path(__file__).resolve().parents[1] / "artifact" / "junit-10.xsd"
+# Fleet control, run apart so each run's time shows. CI runs managed-phases (three boots);
+# managed-window (two boots more) is checked on host-mode devices in CI
+# (tests/agent/test_daemon_install_window.py) and here with PYUPDATE_QEMU_WINDOW=1.
+FLEET_SCENARIOS = ["managed-phases"] + (
+    ["managed-window"] if os.environ.get("PYUPDATE_QEMU_WINDOW") == "1" else []
+)
 
 
 def _tool(session: Session, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -48,7 +58,7 @@ def test_every_scenario_passes_on_pyupdate_image_images(qemu_session: Session, t
         "--update", built.updates["release-2"],
         "--broken", built.updates["release-broken"],
         "--junit", report, "--logs", tmp_path / "logs",
-        *(["--skip", ",".join(skip)] if skip else []),
+        "--skip", ",".join([*skip, "managed-phases", "managed-window"]),
     )  # fmt: skip
     print(run.stdout)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{report.read_text()}"
@@ -61,6 +71,29 @@ def test_every_scenario_passes_on_pyupdate_image_images(qemu_session: Session, t
     for name in expected:
         assert "AB: " in (tmp_path / "logs" / f"{name}.log").read_text(errors="replace")
     assert "passed in" in (tmp_path / "logs/summary.txt").read_text()
+
+
+def test_a_vetoed_release_pauses_its_phased_rollout(qemu_session: Session, tmp_path: Path):
+    if not images.inputs.has_systemd(images.inputs.BOARD_ARCH[BOARD]):
+        pytest.skip(f"{BOARD}: the tiny rootfs has no Python for the managed daemon")
+    built = qemu_session.images
+    report = tmp_path / "report.xml"
+    run = _tool(
+        qemu_session,
+        "--update", built.updates["release-2"], "--signing-key", built.key,
+        "--scenario", ",".join(FLEET_SCENARIOS),
+        "--junit", report, "--logs", tmp_path / "logs",
+    )  # fmt: skip
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{report.read_text()}"
+    cases = _cases(report)
+    assert list(cases) == FLEET_SCENARIOS
+    assert "veto: release-2-veto" in run.stdout
+    steps = "\n".join(cases["managed-phases"]["system-out"])
+    assert "phase 1: 1 failures of 1 (100%) >= threshold 1: paused" in steps, steps
+    log = (tmp_path / "logs" / "managed-phases.log").read_text(errors="replace")
+    # the new system booted (trial of B), then the agent took it back to A
+    assert log.index("AB: trial boot of part 3") < log.rindex("AB: booting part 2")
 
 
 def _without_data_mount(built: images.DeviceImages, work: Path) -> Path:

@@ -5,7 +5,8 @@
 inventory dirs, so nothing on the host changes. It polls every 2 s, installs
 single-file module artifacts into `root/dest`, and has a `fail-module` that fails in
 ArtifactInstall. `single_file_artifact` and `failing_artifact` write artifacts for it
-with Debian's mender-artifact.
+with Debian's mender-artifact; `gate_script` holds the client in a state until the
+test lets it go.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def mender_daemon(root: Path, server_url: str, mac: str = MAC) -> Iterator[Path]
         "InventoryPollIntervalSeconds": 5,
         "RetryPollIntervalSeconds": 1,
         "DeviceTypeFile": str(data / "device_type"),
+        # the artifact's state scripts are stored here, never in the host's /var/lib/mender
+        "ArtifactScriptsPath": str(data / "scripts"),
         "ModuleTimeoutSeconds": 60,
         "DBus": {"Enabled": False},
     }
@@ -90,8 +93,11 @@ def mender_daemon(root: Path, server_url: str, mac: str = MAC) -> Iterator[Path]
             proc.wait(timeout=10)
 
 
-def _mender_artifact(out: Path, module: str, name: str, files: list[Path]) -> Path:
+def _mender_artifact(
+    out: Path, module: str, name: str, files: list[Path], scripts: tuple[Path, ...] = ()
+) -> Path:
     args = [a for f in files for a in ("-f", str(f))]
+    args += [a for s in scripts for a in ("-s", str(s))]
     subprocess.run(
         ["mender-artifact", "write", "module-image", "-T", module, "-t", DEVICE_TYPE,
          "-n", name, *args, "-o", str(out)],
@@ -100,9 +106,9 @@ def _mender_artifact(out: Path, module: str, name: str, files: list[Path]) -> Pa
     return out
 
 
-def single_file_artifact(tmp: Path, name: str, dest: Path) -> Path:
+def single_file_artifact(tmp: Path, name: str, dest: Path, scripts: tuple[Path, ...] = ()) -> Path:
     """As Debian's single-file-artifact-gen does it: dest_dir, filename, permissions, file
-    (hello.txt saying `installed by <name>`)."""
+    (hello.txt saying `installed by <name>`); `scripts`: state scripts it carries."""
     src = tmp / f"{name}-files"
     src.mkdir()
     (src / "dest_dir").write_text(str(dest))
@@ -110,11 +116,24 @@ def single_file_artifact(tmp: Path, name: str, dest: Path) -> Path:
     (src / "permissions").write_text("0644")
     (src / "hello.txt").write_text(f"installed by {name}\n")
     files = [src / f for f in ("dest_dir", "filename", "permissions", "hello.txt")]
-    return _mender_artifact(tmp / f"{name}.mender", "single-file", name, files)
+    return _mender_artifact(tmp / f"{name}.mender", "single-file", name, files, scripts)
 
 
-def failing_artifact(tmp: Path, name: str) -> Path:
+def failing_artifact(tmp: Path, name: str, scripts: tuple[Path, ...] = ()) -> Path:
     """An artifact for `fail-module`, which refuses it in ArtifactInstall."""
     payload = tmp / "fail.bin"
     payload.write_bytes(b"x" * 8192)
-    return _mender_artifact(tmp / f"{name}.mender", "fail-module", name, [payload])
+    return _mender_artifact(tmp / f"{name}.mender", "fail-module", name, [payload], scripts)
+
+
+def gate_script(path: Path, gate: Path) -> Path:
+    """A state script (named by `path`) that holds the client in its state until the test
+    creates `gate`.open, then removes it; `gate`.reached says the client got there."""
+    path.write_text(
+        "#!/bin/sh\n"
+        f'echo "$(basename "$0")" >> \'{gate}.reached\'\n'
+        f"while [ ! -e '{gate}.open' ]; do sleep 0.2; done\n"
+        f"rm -f '{gate}.open'\n"
+    )
+    path.chmod(0o755)
+    return path

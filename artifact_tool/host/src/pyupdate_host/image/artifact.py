@@ -19,9 +19,15 @@ from .errors import ImageError, InputError
 
 
 def write_rootfs_artifact(
-    image: Path, out: Path, name: str, device_type: str, key: Path | None
+    image: Path,
+    out: Path,
+    name: str,
+    device_type: str,
+    key: Path | None,
+    scripts: tuple[Path, ...] = (),
 ) -> None:
-    _write(out, name, device_type, rootfs_payload(image, name), key)
+    """`scripts`: state scripts carried in the artifact (Artifact* states, docs/state-scripts.md)."""
+    _write(out, name, device_type, rootfs_payload(image, name), key, scripts)
 
 
 def write_bootstrap_artifact(out: Path, name: str, device_type: str, key: Path | None) -> None:
@@ -30,7 +36,14 @@ def write_bootstrap_artifact(out: Path, name: str, device_type: str, key: Path |
     _write(out, name, device_type, payload, key)
 
 
-def _write(out: Path, name: str, device_type: str, payload: PayloadSpec, key: Path | None) -> None:
+def _write(
+    out: Path,
+    name: str,
+    device_type: str,
+    payload: PayloadSpec,
+    key: Path | None,
+    scripts: tuple[Path, ...] = (),
+) -> None:
     if key is not None and not key.is_file():
         raise InputError(f"{key}: signing key not found")
     spec = ArtifactSpec(
@@ -38,6 +51,7 @@ def _write(out: Path, name: str, device_type: str, payload: PayloadSpec, key: Pa
         device_types=(device_type,),
         payload=payload,
         compression=compression.by_id(compression.DEFAULT),
+        scripts=scripts,
     )
     try:
         write_artifact(out, spec, load_signer(key) if key is not None else None)

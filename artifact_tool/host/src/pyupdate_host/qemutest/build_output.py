@@ -49,7 +49,9 @@ class BuildOutput:
     """board (QEMU and U-Boot settings; uboot.binary is the firmware), disk (release 1),
     update (release 2's signed artifact), broken (an artifact that must roll back, or
     None: made from `update`), signing_key (for what the tool makes), verify_key,
-    user and password for the console's login prompt (none with an autologin)."""
+    user and password for the console's login prompt (none with an autologin),
+    veto (an artifact that boots but fails its health check, or None: made from
+    `update`)."""
 
     board: Board
     disk: Path
@@ -59,6 +61,7 @@ class BuildOutput:
     verify_key: Path | None = None
     user: str = "root"  # who logs in on the console, when the image asks
     password: str | None = None
+    veto: Artifact | None = None
 
     @property
     def firmware(self) -> Path:

@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import server as fleet
@@ -28,7 +29,7 @@ from .build_output import (
 from .machine import accel
 from .media import media_disk
 from .report import junit_xml, summary, write
-from .runner import prepare_broken, run_all
+from .runner import prepare_broken, prepare_veto, run_all
 from .scenarios import BY_NAME, SCENARIOS, Scenario
 
 EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 1, 2, 3
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firmware", type=Path, help="U-Boot binary QEMU boots, if not found")
     p.add_argument("--update", type=Path, help="signed artifact of the next release")
     p.add_argument("--broken", type=Path, help="artifact that must roll back (default: made)")
-    p.add_argument("--signing-key", type=Path, help="signs the broken artifact the tool makes")
+    p.add_argument("--veto", type=Path,
+                   help="artifact whose health check fails after it booted (default: made)")  # fmt: skip
+    p.add_argument("--signing-key", type=Path, help="signs the artifacts the tool makes")
     p.add_argument("--verify-key", type=Path, help="the artifacts must verify with this key")
     p.add_argument("--login", default="root", metavar="USER[:PASSWORD]",
                    help="console login if the image asks (default root, no password)")  # fmt: skip
@@ -99,12 +102,14 @@ def resolve(args: argparse.Namespace) -> BuildOutput:
     update = read_header(args.update, "--update", args.verify_key)
     check_update(board, update)
     broken = read_header(args.broken, "--broken", args.verify_key) if args.broken else None
+    veto = read_header(args.veto, "--veto", args.verify_key) if args.veto else None
     user, _, password = args.login.partition(":")
     if not user:
         raise UsageError("--login: USER[:PASSWORD], the user is missing")
     return BuildOutput(
-        board, disk, update, broken, args.signing_key, args.verify_key, user, password or None
-    )
+        board, disk, update, broken, args.signing_key, args.verify_key, user, password or None,
+        veto,
+    )  # fmt: skip
 
 
 class Say:
@@ -124,8 +129,9 @@ class Say:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
+        width = max(len(s.name) for s in SCENARIOS)
         for s in SCENARIOS:
-            print(f"{s.name:<12} {s.summary}")
+            print(f"{s.name:<{width}} {s.summary}")
         return 0
     try:
         return _run(args)
@@ -143,8 +149,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--budget: minutes must be more than 0")
     output = resolve(args)
     if any(s.needs_server for s in scenarios) and not fleet.available():
-        raise UsageError("managed: pyupdate-server is not installed (pip install pyupdate-server)"
-                         " or --skip managed")  # fmt: skip
+        needing = ",".join(s.name for s in scenarios if s.needs_server)
+        raise UsageError(f"{needing}: pyupdate-server is not installed (pip install "
+                         f"pyupdate-server) or --skip {needing}")  # fmt: skip
     rolls_back = [s.name for s in scenarios if s.name in ("rollback", "managed")]
     if rolls_back and "panic=" not in output.board.kernel.bootargs:
         # QEMU has no watchdog here: only the kernel's own reset ends a panicking boot
@@ -158,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         check_host(output.board, output.disk, work)
         needs_broken = any(s.name in ("rollback", "managed") for s in scenarios)
         broken = prepare_broken(output, work) if needs_broken else None
+        veto = prepare_veto(output, work) if any(s.needs_veto for s in scenarios) else None
         files = [output.update.path] + ([broken.path] if broken else [])
         media = media_disk(files, work / "media.img")
         props = {
@@ -167,9 +175,11 @@ def _run(args: argparse.Namespace) -> int:
             "firmware": str(output.firmware),
             "update": output.update.name,
             "broken": broken.name if broken else "-",
+            "veto": veto.name if veto else "-",
             "accel": accel(),
         }
         say = Say(verbose=sys.stderr.isatty() and not args.quiet)
+        output = replace(output, veto=veto)
         results = run_all(scenarios, output, media, broken, work, args.logs, args.budget * 60, say)
     finally:
         shutil.rmtree(work, ignore_errors=True)

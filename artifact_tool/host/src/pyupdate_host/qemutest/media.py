@@ -1,10 +1,13 @@
-"""What the tool makes on the host for the scenarios: the artifacts' disk and a broken release.
+"""What the tool makes on the host for the scenarios: the artifacts' disk, a broken release
+and a release whose health check fails.
 
 The artifacts reach the device on a second, read-only disk (a USB stick on a
 real board), made with mkfs.ext4 -d: no loop devices, no root. The broken
 release is the update's own root file system with every init the kernel
 would try removed (debugfs, again no root), so it fails exactly where a bad
 release fails: after U-Boot has switched slots, before anything could commit.
+The veto release is the update's root file system as it is, with a state
+script that fails `ArtifactCommit_Enter`: it boots, and its health check says no.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from .target import MEDIA_LABEL
 
 # The kernel's fallbacks (init/main.c) and the usual init= targets: with all gone
 # and no initramfs to rescue it, the kernel panics "No working init found".
+# The health check the veto release fails (veto_artifact); the device's log must show it.
+VETO_SCRIPT = "ArtifactCommit_Enter_50_pyupdate_qemu_test_veto"
+VETO_MESSAGE = "pyupdate-qemu-test: health check failed on purpose"
+
 INITS = (
     "/sbin/init",
     "/etc/init",
@@ -80,32 +87,63 @@ class _FileWriter:
         self.path.unlink(missing_ok=True)
 
 
-def broken_artifact(update: Artifact, key: Path | None, work: Path) -> Artifact:
-    """`update`'s root file system without an init, as `<name>-broken`, signed with `key`."""
-    slot = work / "broken-rootfs.img"
+def _rootfs_of(update: Artifact, slot: Path, flag: str) -> None:
+    """The update's one rootfs-image payload, written to `slot`; else a UsageError naming
+    `flag`, the option that gives the artifact instead."""
     try:
         header = read_artifact(update.path, sink=_FileSink(slot))
     except ArtifactError as err:
         raise UsageError(f"--update: {err}") from None
     if [p.type for p in header.payloads] != ["rootfs-image"] or not slot.exists():
-        raise UsageError(
-            f"--update: {update.path.name}: not a rootfs-image artifact; give --broken"
-        )
+        slot.unlink(missing_ok=True)
+        raise UsageError(f"--update: {update.path.name}: not a rootfs-image artifact; give {flag}")
+
+
+def _rewrite(
+    update: Artifact,
+    slot: Path,
+    name: str,
+    key: Path | None,
+    work: Path,
+    scripts: tuple[Path, ...] = (),
+) -> Artifact:
+    out = work / f"{name}.mender"
+    try:
+        write_rootfs_artifact(slot, out, name, update.device_types[0], key, scripts)
+    except (ImageError, ArtifactError) as err:
+        raise UsageError(f"--signing-key: {err}") from None
+    finally:
+        slot.unlink(missing_ok=True)
+    return Artifact(out, name, update.device_types)
+
+
+def broken_artifact(update: Artifact, key: Path | None, work: Path) -> Artifact:
+    """`update`'s root file system without an init, as `<name>-broken`, signed with `key`."""
+    slot = work / "broken-rootfs.img"
+    _rootfs_of(update, slot, "--broken")
     for path in INITS:
         subprocess.run(["debugfs", "-w", "-R", f"rm {path}", str(slot)], capture_output=True)
     probe = subprocess.run(
         ["debugfs", "-R", "stat /sbin/init", str(slot)], capture_output=True, text=True
     )
     if "Inode:" in probe.stdout:
+        slot.unlink(missing_ok=True)
         raise UsageError(
             f"--update: {update.path.name}: could not remove /sbin/init (not ext2/3/4?)"
         )
-    name = f"{update.name}-broken"
-    out = work / f"{name}.mender"
+    return _rewrite(update, slot, f"{update.name}-broken", key, work)
+
+
+def veto_artifact(update: Artifact, key: Path | None, work: Path) -> Artifact:
+    """`update`'s root file system unchanged, as `<name>-veto`, signed with `key`, carrying
+    one state script that fails the new system's health check: `ArtifactCommit_Enter`
+    exits 1 on the trial boot, so the agent rolls back after the new system booted."""
+    slot = work / "veto-rootfs.img"
+    _rootfs_of(update, slot, "--veto")
+    script = work / VETO_SCRIPT
+    script.write_text(f'#!/bin/sh\necho "{VETO_MESSAGE}" >&2\nexit 1\n')
+    script.chmod(0o755)
     try:
-        write_rootfs_artifact(slot, out, name, update.device_types[0], key)
-    except (ImageError, ArtifactError) as err:
-        raise UsageError(f"--signing-key: {err}") from None
+        return _rewrite(update, slot, f"{update.name}-veto", key, work, (script,))
     finally:
-        slot.unlink(missing_ok=True)
-    return Artifact(out, name, update.device_types)
+        script.unlink(missing_ok=True)

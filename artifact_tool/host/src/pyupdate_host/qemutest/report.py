@@ -64,10 +64,11 @@ def junit_xml(results: list[Result], suite: str, properties: dict[str, str]) -> 
 
 def summary(results: list[Result], properties: dict[str, str]) -> str:
     lines = [f"{k}: {v}" for k, v in properties.items()]
-    lines.append(f"{'scenario':<12} {'result':<8} {'time':>7}  boots to shell (s)")
+    width = max([12, *(len(r.name) for r in results)])
+    lines.append(f"{'scenario':<{width}} {'result':<8} {'time':>7}  boots to shell (s)")
     for r in results:
         boots = ", ".join(f"{s:.0f}" for s in r.boots) or "-"
-        lines.append(f"{r.name:<12} {r.status:<8} {r.seconds:>6.0f}s  {boots}")
+        lines.append(f"{r.name:<{width}} {r.status:<8} {r.seconds:>6.0f}s  {boots}")
         if r.status != "passed" and r.message:
             lines.append(f"  {r.message.splitlines()[0]}")
         lines += [f"  watchdog reset: {w.splitlines()[0]}" for w in r.watchdog_resets]

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import server as fleet
 from .build_output import Artifact, BuildOutput
 from .machine import BootStrategy, DiskImage, QemuDriver, ShellDriver, State
-from .media import broken_artifact
+from .media import broken_artifact, veto_artifact
 from .scenarios import Scenario
 from .target import Target
 
@@ -90,6 +90,11 @@ class ScenarioContext:
             raise AssertionError("no broken artifact: the media disk was made without one")
         return self._broken
 
+    def veto(self) -> Artifact:
+        if self.output.veto is None:
+            raise AssertionError("no veto artifact: none was given or made for this run")
+        return self.output.veto
+
     def step(self, text: str) -> None:
         self.notes.append(text)
         self.say(text)
@@ -126,6 +131,11 @@ def _tail(log: Path, lines: int = TAIL_LINES) -> str:
 def prepare_broken(output: BuildOutput, work: Path) -> Artifact:
     """The rollback scenarios' artifact: the one given, or the update without an init."""
     return output.broken or broken_artifact(output.update, output.signing_key, work)
+
+
+def prepare_veto(output: BuildOutput, work: Path) -> Artifact:
+    """The health-check scenario's artifact: the one given, or the update with a veto."""
+    return output.veto or veto_artifact(output.update, output.signing_key, work)
 
 
 def run_scenario(

@@ -20,6 +20,7 @@ from typing import Protocol
 from . import server as fleet
 from .build_output import Artifact, BuildOutput
 from .machine import GUEST_HOST_IP
+from .media import VETO_MESSAGE
 from .target import Target
 
 INSTALL_TIMEOUT = 900.0
@@ -37,6 +38,11 @@ MANAGED_SETTINGS = {
     "RetryPollIntervalSeconds": 5,
 }
 MARK = "pyupdate-qemu-test: written on slot A before the update"
+# managed-window: the agent's test clock (pyupdate_agent.window), outside the window and in it
+CLOCK_FILE = "/run/pyupdate-qemu-test-clock"
+WINDOW = "02:00-04:00"
+CLOSED, OPEN = "12:00", "02:30"
+WAIT_CHECK = 15.0  # seconds the device must keep waiting in a closed window (3 polls)
 
 
 class Context(Protocol):
@@ -47,6 +53,7 @@ class Context(Protocol):
     def server(self) -> fleet.Server: ...
     def step(self, text: str) -> None: ...
     def broken(self) -> Artifact: ...
+    def veto(self) -> Artifact: ...
 
 
 # -- steps shared by the scenarios ------------------------------------------------------
@@ -177,8 +184,9 @@ def power_cut(ctx: Context) -> None:
     commit(t, update)
 
 
-def _start_daemon(t: Target) -> None:
-    """Run the agent's daemon against the throw-away server, whatever starts it on the image."""
+def _start_daemon(t: Target, env: str = "") -> None:
+    """Run the agent's daemon against the throw-away server, whatever starts it on the image;
+    `env`: `NAME=value ...` for the daemon's environment."""
     settings = json.dumps(MANAGED_SETTINGS)
     t.sh(
         "systemctl stop pyupdate 2>/dev/null; "
@@ -190,7 +198,8 @@ def _start_daemon(t: Target) -> None:
     )
     t.sh(f"python3 -c {shlex.quote(merge)} {shlex.quote(settings)}")
     # a subshell, so the daemon outlives the command and the shell driver's framing holds
-    t.sh(f"(pyupdate -l info -c {MANAGED_CONF} daemon < /dev/null > {MANAGED_LOG} 2>&1 &)")
+    daemon = f"{env} pyupdate -l info -c {MANAGED_CONF} daemon".strip()
+    t.sh(f"({daemon} < /dev/null >> {MANAGED_LOG} 2>&1 &)")
 
 
 def _deploy(
@@ -213,13 +222,12 @@ def _final(mgmt: fleet.Management, deployment: str, device_id: str) -> object:
     )
 
 
-def managed(ctx: Context) -> None:
-    """The daemon meets a throw-away pyupdate-server: admitted, deployed, success reported
-    after the commit on B; with a broken release, failure and the device's log."""
+def _with_server(ctx: Context, run: Callable[[Context, Target, fleet.Management], None]) -> None:
+    """Boot with a throw-away server; a failure carries the end of the daemon's log."""
     server = ctx.server()
     t = ctx.boot({SERVER_GUEST_PORT: server.port})
     try:
-        _managed(ctx, t, fleet.Management(server.url))
+        run(ctx, t, fleet.Management(server.url))
     except AssertionError as err:
         # the daemon's own account, for whoever reads the failure
         try:
@@ -229,13 +237,25 @@ def managed(ctx: Context) -> None:
         raise AssertionError(f"{err}\n--- {MANAGED_LOG} ---\n{log}") from None
 
 
-def _managed(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
-    _fresh(t)
-    _start_daemon(t)
+def _admit(ctx: Context, t: Target, mgmt: fleet.Management, env: str = "") -> str:
+    """Start the daemon and accept the device when it asks; its id."""
+    _start_daemon(t, env)
     pending = fleet.wait_for("the device's auth request", lambda: fleet.pending_device(mgmt), 300)
     mgmt.accept(pending)  # type: ignore[arg-type]
-    device_id = pending["id"]  # type: ignore[index]
+    device_id: str = pending["id"]  # type: ignore[index]
     ctx.step(f"device {device_id} accepted")
+    return device_id
+
+
+def managed(ctx: Context) -> None:
+    """The daemon meets a throw-away pyupdate-server: admitted, deployed, success reported
+    after the commit on B; with a broken release, failure and the device's log."""
+    _with_server(ctx, _managed)
+
+
+def _managed(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
+    _fresh(t)
+    device_id = _admit(ctx, t, mgmt)
     update = ctx.output.update
     deployment = _deploy(ctx, t, mgmt, device_id, update, "B")
     t.await_shell()
@@ -267,11 +287,109 @@ def _managed(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
     assert t.artifact() == update.name
 
 
+def managed_phases(ctx: Context) -> None:
+    """A phased rollout whose first device boots the new system and fails its health check
+    (a state script vetoes the commit): it rolls back to A, reports failure, and the
+    rollout, with a failure threshold of 1 device, pauses itself before phase 2."""
+    _with_server(ctx, _managed_phases)
+
+
+def _managed_phases(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
+    first = _fresh(t)
+    device_id = _admit(ctx, t, mgmt)
+    # phase 2: a device admitted beforehand that never asks, standing in for the fleet
+    rest = mgmt.preauthorize({"mac": "pyupdate-qemu-test-phase-2"}, fleet.stand_in_pubkey())
+    veto = ctx.veto()
+    mgmt.upload(veto.path)
+    deployment = mgmt.deploy(
+        f"pyupdate-qemu-test {veto.name}", veto.name, [device_id, rest],
+        phases=[{"batch_count": 1}, {"start_when_healthy": True}],
+        failure_threshold={"count": 1}, failure_action="pause",
+    )  # fmt: skip
+    ctx.step(f"phased deployment of {veto.name} created")
+    t.expect("AB: trial boot of part 3", DEPLOY_TIMEOUT)
+    t.await_shell()
+    shown = mgmt.deployment(deployment)
+    assert not shown["paused"], f"paused before the device's health check: {shown['events']}"
+    ctx.step("trial boot of B: the agent runs the health check")
+    _start_daemon(t)  # resumes on B: ArtifactCommit_Enter vetoes, roll back and reboot
+    t.expect("AB: booting part 2 upgrade_available=0", ROLLBACK_TIMEOUT)
+    t.await_shell()
+    expect_slot(t, "A")
+    _start_daemon(t)  # back on A: the failure is reported from there
+    status = _final(mgmt, deployment, device_id)
+    assert status == "failure", f"a release whose health check fails ended {status}"
+    log = fleet.wait_for(
+        "the device's log of the failed deployment",
+        lambda: fleet.uploaded_log(mgmt, deployment, device_id),
+        120,
+    )
+    assert VETO_MESSAGE in str(log), f"the device's log lacks the health check's words:\n{log}"
+    assert t.artifact() == first, f"after the rollback the device runs {t.artifact()!r}"
+    shown = mgmt.deployment(deployment)
+    phases = [(p["status"], p["device_count"]) for p in shown["phases"]]
+    assert shown["paused"] and shown["status"] == "paused", (
+        f"the rollout did not pause itself: {shown['status']}, events {shown['events']}"
+    )
+    assert phases[1] == ("waiting", 0), f"phase 2 went on after the failure: {phases}"
+    paused = [e["message"] for e in shown["events"] if e["kind"] == "paused"]
+    assert paused == ["phase 1: 1 failures of 1 (100%) >= threshold 1: paused"], paused
+    ctx.step(paused[0])
+    mgmt.set_status(deployment, "aborted")  # a person ends it; the stand-in never was handed it
+    assert mgmt.device_status(deployment, rest)["status"] == "aborted"
+
+
+def managed_window(ctx: Context) -> None:
+    """A deployment with an install window: the device downloads the update at once and
+    reports pause_before_installing with its boot env untouched, installs only once the
+    window opens (the agent's test clock), then commits on B and reports success."""
+    _with_server(ctx, _managed_window)
+
+
+def _managed_window(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
+    _fresh(t)
+    t.sh(f"echo {CLOSED} > {CLOCK_FILE}")
+    device_id = _admit(ctx, t, mgmt, env=f"PYUPDATE_TEST_CLOCK={CLOCK_FILE}")
+    update = ctx.output.update
+    mgmt.upload(update.path)
+    deployment = mgmt.deploy(
+        f"pyupdate-qemu-test {update.name} in {WINDOW}", update.name, [device_id],
+        install_window=WINDOW,
+    )  # fmt: skip
+    ctx.step(f"deployment of {update.name} in {WINDOW} created; device clock {CLOSED}")
+    fleet.wait_for(
+        "the device to download and report pause_before_installing",
+        lambda: mgmt.device_status(deployment, device_id)["status"] == "pause_before_installing",
+        DEPLOY_TIMEOUT,
+        every=2,
+    )
+    waiting = t.sh("pyupdate show-update")
+    assert f"artifact_name={update.name}" in waiting and "state=Downloaded" in waiting, (
+        f"the device reports the wait but holds no download:\n{waiting}"
+    )
+    time.sleep(WAIT_CHECK)
+    status = mgmt.device_status(deployment, device_id)["status"]
+    assert status == "pause_before_installing", f"in a closed window the device went on: {status}"
+    expect_slot(t, "A")  # downloaded, and the boot env untouched
+    ctx.step(f"downloaded and waiting; device clock {OPEN}")
+    t.sh(f"echo {OPEN} > {CLOCK_FILE}")
+    t.expect("AB: trial boot of part 3", DEPLOY_TIMEOUT)
+    t.await_shell()
+    _start_daemon(t)
+    status = _final(mgmt, deployment, device_id)
+    assert status == "success", (
+        f"deployment {status}: {fleet.uploaded_log(mgmt, deployment, device_id)}"
+    )
+    expect_slot(t, "B")
+    assert t.artifact() == update.name
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     run: Callable[[Context], None]
     needs_server: bool = False
+    needs_veto: bool = False
 
     @property
     def summary(self) -> str:
@@ -284,5 +402,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rollback", rollback),
     Scenario("power-cut", power_cut),
     Scenario("managed", managed, needs_server=True),
+    Scenario("managed-phases", managed_phases, needs_server=True, needs_veto=True),
+    Scenario("managed-window", managed_window, needs_server=True),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}

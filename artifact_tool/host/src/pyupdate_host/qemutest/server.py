@@ -162,6 +162,17 @@ class Management:
         self._json("PUT", f"/v2/devauth/devices/{device['id']}/auth/{auth_set}/status",
                    {"status": "accepted"})  # fmt: skip
 
+    def preauthorize(self, identity: dict[str, str], pubkey: str) -> str:
+        """Admit a device before it asks (Mender's preauthorization); its id."""
+        request = urllib.request.Request(
+            f"{self.url}{MGMT}/v2/devauth/devices",
+            data=json.dumps({"identity_data": identity, "pubkey": pubkey}).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+
     def inventory(self, device_id: str) -> dict[str, object]:
         doc = self._json("GET", f"/v1/inventory/devices/{device_id}")
         return {a["name"]: a["value"] for a in doc["attributes"]}  # type: ignore[index]
@@ -182,12 +193,12 @@ class Management:
     def artifacts(self) -> list[dict]:
         return self._json("GET", "/v1/deployments/artifacts")  # type: ignore[return-value]
 
-    def deploy(self, name: str, artifact_name: str, devices: list[str]) -> str:
+    def deploy(self, name: str, artifact_name: str, devices: list[str], **fields: object) -> str:
+        """A deployment; `fields`: the request's other members (phases, install_window...)."""
+        body = {"name": name, "artifact_name": artifact_name, "devices": devices} | fields
         request = urllib.request.Request(
             f"{self.url}{MGMT}/v1/deployments/deployments",
-            data=json.dumps(
-                {"name": name, "artifact_name": artifact_name, "devices": devices}
-            ).encode(),
+            data=json.dumps(body).encode(),
             method="POST",
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
@@ -196,6 +207,11 @@ class Management:
 
     def deployment(self, deployment_id: str) -> dict:
         return self._json("GET", f"/v1/deployments/deployments/{deployment_id}")  # type: ignore[return-value]
+
+    def set_status(self, deployment_id: str, status: str) -> None:
+        """Pause, resume or abort: "paused", "inprogress" or "aborted"."""
+        self._json("PUT", f"/v1/deployments/deployments/{deployment_id}/status",
+                   {"status": status})  # fmt: skip
 
     def device_status(self, deployment_id: str, device_id: str) -> dict:
         rows = self._json("GET", f"/v1/deployments/deployments/{deployment_id}/devices")
@@ -236,6 +252,15 @@ def uploaded_log(mgmt: Management, deployment_id: str, device_id: str) -> str | 
         if ": 404 " in str(err):
             return None
         raise
+
+
+def stand_in_pubkey() -> str:
+    """A fresh Ed25519 public key (PEM) for a device that never runs (openssl, so the
+    tool needs no crypto library of its own)."""
+    key = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519"],
+                         capture_output=True, check=True, timeout=60).stdout  # fmt: skip
+    return subprocess.run(["openssl", "pkey", "-pubout"], input=key,
+                          capture_output=True, check=True, timeout=60).stdout.decode()  # fmt: skip
 
 
 def final_status(mgmt: Management, deployment_id: str, device_id: str) -> str | None:
