@@ -81,6 +81,27 @@ def engine_options(url: URL) -> dict[str, object]:
     }
 
 
+# The polling path's own pool (Database.quick): one SELECT per device check. Never above
+# its size (no overflow), so no connection is opened and closed per request: a new one
+# costs PostgreSQL a fork and a few ms of CPU, and at 8+16 a busy server opened one every
+# third check (bench/results/server-scale-2026-12-07.md). A process holds at most
+# 8 + 16 + QUICK_POOL connections: docs/scale-out.md sizes max_connections from it.
+QUICK_POOL = 16
+
+
+def quick_engine_options(url: URL) -> dict[str, object]:
+    """PostgreSQL's engine for Database.quick: autocommit (no BEGIN and ROLLBACK around
+    one SELECT), a fixed pool, and no pre-ping (a dropped connection fails once and
+    Database.quick retries it on a fresh one)."""
+    return {
+        **engine_options(url),
+        "isolation_level": "AUTOCOMMIT",
+        "pool_size": QUICK_POOL,
+        "max_overflow": 0,
+        "pool_pre_ping": False,
+    }
+
+
 def serializes_writers(session: Session) -> bool:
     """SQLite runs one write transaction at a time (Database.write: BEGIN IMMEDIATE), so
     what it read stays true until commit; PostgreSQL needs row locks for that."""

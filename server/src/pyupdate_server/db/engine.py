@@ -49,6 +49,15 @@ class Database:
         self._raw: list[sqlite3.Connection] = []
         self._raw_lock = threading.Lock()
         self._texts: dict[str, TextClause] = {}
+        self._quick_engine: Engine | None = None
+        if not self.is_sqlite:
+            self._quick_engine = create_engine(parsed, **dialect.quick_engine_options(parsed))
+
+    def _quick_first(self, stmt: TextClause, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        assert self._quick_engine is not None
+        with self._quick_engine.connect() as conn:
+            row = conn.execute(stmt, params).first()
+            return tuple(row) if row is not None else None
 
     @property
     def safe_url(self) -> str:
@@ -67,9 +76,15 @@ class Database:
             stmt = self._texts.get(sql)
             if stmt is None:
                 stmt = self._texts[sql] = text(sql)
-            with self.engine.connect() as conn:
-                row = conn.execute(stmt, params).first()
-                return tuple(row) if row is not None else None
+            assert self._quick_engine is not None
+            try:
+                return self._quick_first(stmt, params)
+            except DBAPIError as exc:
+                # no pre-ping on this pool: a connection the database dropped (a restart)
+                # fails once, the pool discards it, and the retry opens a new one
+                if not exc.connection_invalidated:
+                    raise
+                return self._quick_first(stmt, params)
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -126,6 +141,8 @@ class Database:
                 conn.close()
             self._raw.clear()
         self._local = threading.local()
+        if self._quick_engine is not None:
+            self._quick_engine.dispose()
         self.engine.dispose()
 
 

@@ -202,6 +202,8 @@ class DeviceDeployment(Base):
     __table_args__ = (
         UniqueConstraint("deployment_id", "device_id"),
         Index("ix_dd_device_open", "device_id", "final"),
+        # "is any device of this deployment still open?" after every final report
+        Index("ix_dd_deployment_open", "deployment_id", "final"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
