@@ -97,6 +97,8 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         "--window-size=1400,1000",
     ):
         options.add_argument(flag)
+    # the console, so tests can see script errors and CSP violations (console_errors)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     driver.set_page_load_timeout(WAIT)
     try:
@@ -119,6 +121,73 @@ def wait_until(driver: webdriver.Chrome, what: str, check) -> object:  # type: i
     except WebDriverException as err:
         body = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"timed out waiting for {what}; the page shows:\n{body}") from err
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """The page's console errors since the last call: script errors, failed requests and
+    Content-Security-Policy violations ("Refused to ...") all land there."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def open_view(driver: webdriver.Chrome, view: str) -> None:
+    """Follow the menu entry of `view`, as a person would."""
+    wait_until(
+        driver,
+        f"the {view} menu entry",
+        lambda d: d.find_element(By.CSS_SELECTOR, f"a[data-view={view}]").is_displayed(),
+    )
+    driver.find_element(By.CSS_SELECTOR, f"a[data-view={view}]").click()
+    wait_until(driver, f"the {view} page", lambda d: d.find_element(By.ID, view).is_displayed())
+
+
+def click_link_in_row(driver: webdriver.Chrome, table: str, key: str, value: str) -> bool:
+    for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tr[data-{key}]"):
+        if row.get_attribute(f"data-{key}") == value:
+            row.find_element(By.TAG_NAME, "a").click()
+            return True
+    return False
+
+
+def create_rollout(
+    driver: webdriver.Chrome,
+    name: str,
+    artifact: str,
+    *,
+    devices: list[str] | None = None,
+    group: str | None = None,
+) -> None:
+    """Fill the New rollout form for chosen devices or a static group, and send it."""
+    open_view(driver, "rollout")
+    wait_until(
+        driver,
+        f"artifact {artifact} among the choices",
+        lambda d: any(
+            o.get_attribute("value") == artifact
+            for o in d.find_elements(By.CSS_SELECTOR, "#rollout-artifact option")
+        ),
+    )
+    driver.find_element(By.ID, "rollout-name").send_keys(name)
+    Select(driver.find_element(By.ID, "rollout-artifact")).select_by_value(artifact)
+    if devices is not None:
+        driver.find_element(By.CSS_SELECTOR, "input[name=target][value=devices]").click()
+        driver.find_element(By.ID, "rollout-devices").send_keys(" ".join(devices))
+    if group is not None:
+        driver.find_element(By.CSS_SELECTOR, "input[name=target][value=group]").click()
+        wait_until(
+            driver,
+            f"group {group} among the choices",
+            lambda d: any(
+                o.get_attribute("value") == group
+                for o in d.find_elements(By.CSS_SELECTOR, "#rollout-group option")
+            ),
+        )
+        Select(driver.find_element(By.ID, "rollout-group")).select_by_value(group)
+    driver.find_element(By.CSS_SELECTOR, "#rollout-form button[type=submit]").click()
+    wait_until(
+        driver,
+        "the new deployment's page",
+        lambda d: d.find_element(By.ID, "deployment").is_displayed(),
+    )
 
 
 def row_text(driver: webdriver.Chrome, table: str, key: str, value: str) -> str | None:
@@ -148,7 +217,7 @@ def log_in(driver: webdriver.Chrome, server: Server, password: str = ADMIN[1]) -
 
 
 def device_id_by_identity(server: Server, identity: dict[str, str]) -> str:
-    devices = server.api.get("/api/management/v2/devauth/devices").json()
+    devices = server.api.get("/api/management/v2/devauth/devices?per_page=500").json()
     return next(d["id"] for d in devices if d["identity_data"] == identity)
 
 
@@ -160,25 +229,38 @@ def test_admit_upload_deploy_and_watch_the_report(
     device_id = device_id_by_identity(server, device.identity)
 
     log_in(browser, server)
+    # the overview is the landing page: the pending device is something to attend to
+    wait_until(
+        browser,
+        "the pending admission",
+        lambda d: "waiting for admission" in d.find_element(By.ID, "attention").text,
+    )
+    assert browser.current_url.endswith("/ui/") or "#overview" in browser.current_url
+    browser.find_element(By.CSS_SELECTOR, "#attention a[href='#devices/pending']").click()
     wait_until(
         browser,
         "the pending device",
         lambda d: "pending" in (row_text(d, "device-rows", "id", device_id) or ""),
     )
-    assert browser.current_url.endswith("/ui/") or "#devices" in browser.current_url
     wait_until(
         browser,
         "the Accept button",
         lambda d: click_in_row(d, "device-rows", "id", device_id, "Accept"),
     )
+    browser.find_element(By.CSS_SELECTOR, "a[data-view=devices]").click()
     wait_until(
         browser,
         "the device accepted",
         lambda d: "accepted" in (row_text(d, "device-rows", "id", device_id) or ""),
     )
     total = len(server.api.get("/api/management/v2/devauth/devices").json())
-    assert browser.find_element(By.ID, "device-count").text == (
-        f"{total} device{'' if total == 1 else 's'}"
+    wait_until(
+        browser,
+        "the count of every device",
+        lambda d: (
+            d.find_element(By.ID, "device-count").text
+            == f"{total} device{'' if total == 1 else 's'}"
+        ),
     )
     assert device.authenticate() == 200
     provides = {"device_type": "qemux86-64", "artifact_name": "release-1"}
@@ -192,7 +274,14 @@ def test_admit_upload_deploy_and_watch_the_report(
 
     artifact = write_test_artifact(tmp_path / "app-2.mender", "app-2")
     browser.find_element(By.CSS_SELECTOR, "a[data-view=artifacts]").click()
-    form = wait_until(browser, "the upload form", lambda d: d.find_element(By.ID, "upload-form"))
+    form = wait_until(
+        browser,
+        "the upload form",
+        lambda d: (
+            d.find_element(By.ID, "upload-form").is_displayed()
+            and d.find_element(By.ID, "upload-form")
+        ),
+    )
     form.find_element(By.NAME, "artifact").send_keys(str(artifact))  # type: ignore[union-attr]
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # type: ignore[union-attr]
     wait_until(
@@ -201,30 +290,20 @@ def test_admit_upload_deploy_and_watch_the_report(
     assert "single-file" in (row_text(browser, "artifact-rows", "name", "app-2") or "")
     assert "Uploaded app-2.mender" in browser.find_element(By.ID, "message").text
 
-    browser.find_element(By.CSS_SELECTOR, "a[data-view=deployments]").click()
-    form = wait_until(browser, "the deploy form", lambda d: d.find_element(By.ID, "deploy-form"))
+    create_rollout(browser, "roll out app-2", "app-2", devices=[device_id])
+    dep_id = browser.current_url.rsplit("/", 1)[1]
     wait_until(
         browser,
-        "the device among the targets",
-        lambda d: any(
-            o.get_attribute("value") == device_id
-            for o in d.find_elements(By.CSS_SELECTOR, "#deploy-target option")
-        ),
+        "the device on the deployment's page",
+        lambda d: "pending" in (row_text(d, "detail-rows", "id", device_id) or ""),
     )
-    form.find_element(By.NAME, "name").send_keys("roll out app-2")  # type: ignore[union-attr]
-    Select(browser.find_element(By.ID, "deploy-artifact")).select_by_value("app-2")
-    Select(browser.find_element(By.ID, "deploy-target")).select_by_value(device_id)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # type: ignore[union-attr]
+    assert "roll out app-2 created" in browser.find_element(By.ID, "message").text
+    browser.find_element(By.CSS_SELECTOR, "a[data-view=deployments]").click()
     wait_until(
         browser,
         "the deployment row",
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#deployment-rows tr[data-id]"),
+        lambda d: "pending: 1" in (row_text(d, "deployment-rows", "id", dep_id) or ""),
     )
-    dep_id = browser.find_element(By.CSS_SELECTOR, "#deployment-rows tr[data-id]").get_attribute(
-        "data-id"
-    )
-    assert dep_id
-    assert "pending: 1" in (row_text(browser, "deployment-rows", "id", dep_id) or "")
 
     # the device polls, installs and reports, as the agent does
     r = device.call("POST", NEXT, {"device_provides": provides})
@@ -241,8 +320,8 @@ def test_admit_upload_deploy_and_watch_the_report(
     assert "finished" in (row_text(browser, "deployment-rows", "id", dep_id) or "")
     wait_until(
         browser,
-        "the Details button",
-        lambda d: click_in_row(d, "deployment-rows", "id", dep_id, "Details"),
+        "the deployment's link",
+        lambda d: click_link_in_row(d, "deployment-rows", "id", dep_id),
     )
     wait_until(
         browser,
@@ -272,7 +351,14 @@ def test_a_file_that_is_not_an_artifact_shows_the_servers_reason(
     browser.get(f"{server.url}/ui/#artifacts")
     junk = tmp_path / "notes.mender"
     junk.write_bytes(b"this is not a tar archive\n" * 100)
-    form = wait_until(browser, "the upload form", lambda d: d.find_element(By.ID, "upload-form"))
+    form = wait_until(
+        browser,
+        "the upload form",
+        lambda d: (
+            d.find_element(By.ID, "upload-form").is_displayed()
+            and d.find_element(By.ID, "upload-form")
+        ),
+    )
     form.find_element(By.NAME, "artifact").send_keys(str(junk))  # type: ignore[union-attr]
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # type: ignore[union-attr]
     message = wait_until(
@@ -293,6 +379,7 @@ def test_markup_from_a_device_is_shown_as_text(server: Server, browser: webdrive
     assert device.authenticate() == 401
     device_id = device_id_by_identity(server, identity)
     log_in(browser, server)
+    open_view(browser, "devices")
     text = wait_until(
         browser, "the device row", lambda d: row_text(d, "device-rows", "id", device_id)
     )
@@ -335,6 +422,7 @@ def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_r
     other, other_id = accepted_device(server, "02:00:00:00:0b:02")
     server.upload(write_test_artifact(tmp_path / "app-3.mender", "app-3"))
     log_in(browser, server)
+    open_view(browser, "devices")
 
     wait_until(
         browser, "the Group button", lambda d: click_in_row(d, "device-rows", "id", canary, "Group")
@@ -346,20 +434,7 @@ def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_r
         lambda d: "canary" in (row_text(d, "device-rows", "id", canary) or ""),
     )
 
-    browser.find_element(By.CSS_SELECTOR, "a[data-view=deployments]").click()
-    wait_until(
-        browser,
-        "the group among the targets",
-        lambda d: any(
-            o.get_attribute("value") == "group:canary"
-            for o in d.find_elements(By.CSS_SELECTOR, "#deploy-target option")
-        ),
-    )
-    form = browser.find_element(By.ID, "deploy-form")
-    form.find_element(By.NAME, "name").send_keys("canary app-3")
-    Select(browser.find_element(By.ID, "deploy-artifact")).select_by_value("app-3")
-    Select(browser.find_element(By.ID, "deploy-target")).select_by_value("group:canary")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    create_rollout(browser, "canary app-3", "app-3", group="canary")
     wait_until(
         browser,
         "the created message",
@@ -383,18 +458,14 @@ def test_a_group_rollout_reaches_only_the_group_and_a_decommissioned_device_is_r
     }
     r = canary_device.call("PUT", LOG.format(dep["id"]), {"messages": [line]})
     assert r.status_code == 204, r.text
-    wait_until(
-        browser,
-        "the Details button",
-        lambda d: click_in_row(d, "deployment-rows", "id", dep["id"], "Details"),
-    )
+    browser.get(f"{server.url}/ui/#deployment/{dep['id']}")
     wait_until(
         browser,
         "the Show log button",
         lambda d: click_in_row(d, "detail-rows", "id", canary, "Show log"),
     )
     log = wait_until(
-        browser, "the device's log", lambda d: d.find_element(By.ID, "detail-log").text
+        browser, "the device's log", lambda d: d.find_element(By.ID, "detail-log-text").text
     )
     assert "ArtifactInstall: disk full" in str(log)
     assert "failure" in (row_text(browser, "detail-rows", "id", canary) or "")

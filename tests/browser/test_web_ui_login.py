@@ -11,7 +11,7 @@ import json
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from test_web_ui import AUTH, browser, server, wait_until  # noqa: F401 (fixtures)
+from test_web_ui import AUTH, browser, open_view, server, wait_until  # noqa: F401 (fixtures)
 
 from pyupdate_testing.device_keys import device_key, pubkey_pem, sign
 from pyupdate_testing.server import ADMIN, Server
@@ -63,6 +63,7 @@ def test_the_device_list_is_paged_by_the_server(server: Server, browser: webdriv
     total = server.api.get("/api/management/v2/devauth/devices/count").json()["count"]
     pages = -(-total // 50)
     log_in_as(browser, server, *ADMIN)
+    open_view(browser, "devices")
     wait_until(
         browser,
         "the first page",

@@ -13,7 +13,15 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from test_web_ui import Device, browser, device_id_by_identity, server, wait_until  # noqa: F401
+from test_web_ui import (  # noqa: F401
+    Device,
+    browser,
+    console_errors,
+    device_id_by_identity,
+    open_view,
+    server,
+    wait_until,
+)
 from test_web_ui_login import log_in_as
 
 from pyupdate_testing.artifacts import write_test_artifact
@@ -25,6 +33,7 @@ USERS = "/api/management/v1/useradm/users"
 ARTIFACTS = "/api/management/v1/deployments/artifacts"
 DEPLOYMENTS = "/api/management/v1/deployments/deployments"
 READER = ("reader@example.com", "read-only-password")
+MANAGER = ("manager@example.com", "release-manager-password")
 
 
 def a_fleet(server: Server, tmp_path: Path, name: str) -> tuple[str, str]:  # noqa: F811
@@ -54,7 +63,12 @@ def a_fleet(server: Server, tmp_path: Path, name: str) -> tuple[str, str]:  # no
 
 
 def buttons(driver: webdriver.Chrome, table: str) -> list[str]:
-    return [b.text for b in driver.find_elements(By.CSS_SELECTOR, f"#{table} button")]
+    """The labels of the visible buttons under #table, read in one go (the page refreshes)."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".filter(b => b.offsetParent !== null).map(b => b.textContent)",
+        f"#{table} button",
+    )
 
 
 def test_a_read_only_user_sees_no_write_buttons(
@@ -69,45 +83,95 @@ def test_a_read_only_user_sees_no_write_buttons(
     assert r.status_code == 201, r.text
 
     log_in_as(browser, server, *READER)
+    # the overview: counts and progress, nothing to press
+    wait_until(
+        browser,
+        "the open deployment",
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#overview-rollouts li[data-id='{dep_id}']"),
+    )
+    assert browser.find_element(By.ID, "whoami").text == f"{READER[0]} (read-only)"
+    assert buttons(browser, "overview") == []
+    for view in ("rollout", "webhooks", "audit"):  # an admin's or a release manager's
+        assert not browser.find_element(By.CSS_SELECTOR, f"a[data-view={view}]").is_displayed()
+
+    open_view(browser, "devices")
     wait_until(
         browser,
         "the pending device",
         lambda d: d.find_elements(By.CSS_SELECTOR, f"#device-rows tr[data-id='{pending_id}']"),
     )
-    assert browser.find_element(By.ID, "whoami").text == f"{READER[0]} (read-only)"
     assert buttons(browser, "device-rows") == []  # no Accept, Reject, Group, Decommission
-    assert not browser.find_element(By.ID, "nav-audit").is_displayed()
+    browser.get(f"{server.url}/ui/#device/{pending_id}")
+    wait_until(
+        browser,
+        "the device's keys",
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#device-authsets tr[data-id]"),
+    )
+    assert buttons(browser, "device-actions") == [] and buttons(browser, "device-authsets") == []
 
-    browser.find_element(By.CSS_SELECTOR, "a[data-view=artifacts]").click()
+    open_view(browser, "artifacts")
     wait_until(
         browser, "the artifact", lambda d: d.find_elements(By.CSS_SELECTOR, "#artifact-rows tr")
     )
     assert buttons(browser, "artifact-rows") == []
     assert not browser.find_element(By.ID, "upload-form").is_displayed()
 
-    browser.find_element(By.CSS_SELECTOR, "a[data-view=deployments]").click()
+    open_view(browser, "deployments")
     wait_until(
         browser,
         "the deployment",
         lambda d: d.find_elements(By.CSS_SELECTOR, f"#deployment-rows tr[data-id='{dep_id}']"),
     )
-    assert set(buttons(browser, "deployment-rows")) == {"Details"}  # reading only
-    assert not browser.find_element(By.ID, "deploy-form").is_displayed()
+    assert buttons(browser, "deployment-rows") == []  # reading only: no Pause, no Abort
+    assert not browser.find_element(By.ID, "new-rollout-link").is_displayed()
+    browser.get(f"{server.url}/ui/#deployment/{dep_id}")
+    wait_until(
+        browser,
+        "the deployment's devices",
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#detail-rows tr[data-id]"),
+    )
+    assert buttons(browser, "detail-actions") == []
 
-    # the audit page is an admin's: asked for by hand, the page shows the devices instead
-    browser.get(f"{server.url}/ui/#audit")
-    wait_until(browser, "the devices", lambda d: d.find_element(By.ID, "devices").is_displayed())
-    assert not browser.find_element(By.ID, "audit").is_displayed()
+    # pages of other roles, asked for by hand: the page shows the overview instead
+    for view in ("rollout", "webhooks", "audit"):
+        browser.get(f"{server.url}/ui/#{view}")
+        wait_until(
+            browser, "the overview", lambda d: d.find_element(By.ID, "overview").is_displayed()
+        )
+        assert not browser.find_element(By.ID, view).is_displayed()
+    assert console_errors(browser) == []
 
-    # the same page for an admin has the buttons: the difference is the role
+    # a release manager deploys, pauses and aborts, but admits no device and sees no webhooks
+    r = server.api.post(
+        USERS, json={"email": MANAGER[0], "password": MANAGER[1], "roles": ["release-manager"]}
+    )
+    assert r.status_code == 201, r.text
+    browser.find_element(By.ID, "logout").click()
+    log_in_as(browser, server, *MANAGER)
+    wait_until(browser, "the menu", lambda d: d.find_element(By.ID, "nav-rollout").is_displayed())
+    assert not browser.find_element(By.ID, "nav-webhooks").is_displayed()
+    browser.get(f"{server.url}/ui/#deployment/{dep_id}")
+    wait_until(browser, "the Pause button", lambda d: "Pause" in buttons(d, "detail-actions"))
+    assert buttons(browser, "detail-actions") == ["Pause", "Abort"]
+    browser.get(f"{server.url}/ui/#device/{pending_id}")
+    wait_until(
+        browser,
+        "the device's keys",
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#device-authsets tr[data-id]"),
+    )
+    assert buttons(browser, "device-actions") == [] and buttons(browser, "device-authsets") == []
+
+    # the same pages for an admin have the buttons: the difference is the role
     browser.find_element(By.ID, "logout").click()
     log_in_as(browser, server, *ADMIN)
+    open_view(browser, "devices")
     wait_until(
         browser,
         "the Accept button",
         lambda d: "Accept" in buttons(d, "device-rows"),
     )
     assert browser.find_element(By.ID, "nav-audit").is_displayed()
+    assert browser.find_element(By.ID, "nav-webhooks").is_displayed()
 
 
 def test_the_audit_page_lists_a_deployment_creation(

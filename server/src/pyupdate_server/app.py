@@ -30,6 +30,7 @@ from pyupdate_server.api.management import (
     deployments_v2,
     devices,
     filters,
+    fleet,
     users,
 )
 from pyupdate_server.api.management import inventory as mgmt_inventory
@@ -269,6 +270,7 @@ def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
         deployments_v2,
         auditlogs,
         mgmt_webhooks,
+        fleet,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
 

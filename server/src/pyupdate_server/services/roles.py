@@ -144,6 +144,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{_INVENTORY}/devices/{{device_id}}/group/{{name}}"): ADMIN,
     ("GET", f"{_INVENTORY}/groups"): READ,
     ("GET", f"{_INVENTORY}/groups/{{name}}/devices"): READ,
+    ("GET", f"{_INVENTORY}/statistics"): READ,  # counts for the web UI's overview
     # artifacts and deployments: reading for all; changes for release managers
     ("GET", f"{_DEPLOY}/artifacts"): READ,
     ("GET", f"{_DEPLOY}/artifacts/list"): READ,
@@ -157,6 +158,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{_DEPLOY}/deployments/{{deployment_id}}/devices"): READ,
     ("GET", f"{_DEPLOY}/deployments/{{deployment_id}}/devices/list"): READ,
     ("GET", f"{_DEPLOY}/deployments/{{deployment_id}}/devices/{{device_id}}/log"): READ,
+    ("GET", f"{_DEPLOY}/deployments/devices/{{device_id}}"): READ,  # a device's history
     ("POST", f"{_DEPLOY}/deployments"): RELEASE,
     ("POST", f"{_DEPLOY}/deployments/group/{{group}}"): RELEASE,
     ("PUT", f"{_DEPLOY}/deployments/{{deployment_id}}/status"): RELEASE,

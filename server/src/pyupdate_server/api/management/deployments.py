@@ -402,15 +402,25 @@ class DeviceStatusOut(BaseModel):
     log: bool
 
 
-def _devices(state: State, deployment_id: str) -> list[DeviceStatusOut]:
+def _devices(
+    state: State, deployment_id: str, page: tuple[int, int] | None = None
+) -> tuple[list[DeviceStatusOut], int]:
+    """The deployment's devices in hand-out order, a page of them (offset, limit) if given,
+    cut by the database; and how many there are."""
     with state.db.read() as session:
         _get(session, deployment_id)
-        rows = session.scalars(
+        query = (
             select(DeviceDeployment)
             .where(DeviceDeployment.deployment_id == deployment_id)
             .order_by(DeviceDeployment.id)
         )
-        return [
+        total = None
+        if page is not None:
+            total = session.scalar(
+                select(func.count()).where(DeviceDeployment.deployment_id == deployment_id)
+            )
+            query = query.offset(page[0]).limit(page[1])
+        rows = [
             DeviceStatusOut(
                 id=r.device_id,
                 status=r.status,
@@ -420,13 +430,15 @@ def _devices(state: State, deployment_id: str) -> list[DeviceStatusOut]:
                 finished=r.finished,
                 log=bool(r.log),
             )
-            for r in rows
+            for r in session.scalars(query)
         ]
+        return rows, len(rows) if total is None else int(total)
 
 
 @router.get("/deployments/{deployment_id}/devices")
 def devices(deployment_id: str, _: CurrentUser, state: State) -> list[DeviceStatusOut]:
-    return _devices(state, deployment_id)
+    # Mender's shape: every device of the deployment, unpaged (the list route pages)
+    return _devices(state, deployment_id)[0]
 
 
 @router.get("/deployments/{deployment_id}/devices/list")
@@ -438,9 +450,9 @@ def devices_list(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> list[DeviceStatusOut]:
-    rows = _devices(state, deployment_id)
-    response.headers["X-Total-Count"] = str(len(rows))
-    return rows[(page - 1) * per_page : page * per_page]
+    rows, total = _devices(state, deployment_id, ((page - 1) * per_page, per_page))
+    response.headers["X-Total-Count"] = str(total)
+    return rows
 
 
 class NewStatus(Strict):
