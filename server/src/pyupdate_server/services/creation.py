@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from pyupdate_server.db.models import Artifact, Deployment, Device, DeviceDeploy
 from pyupdate_server.errors import BadRequest, Unprocessable
 from pyupdate_server.services import downgrade, filters, phases, schedule, webhooks
 from pyupdate_server.services.phases import PhaseSpec, Threshold
+
+INSERT_CHUNK = 10_000  # device rows per INSERT of a new deployment
 
 
 def create_deployment(
@@ -117,22 +120,27 @@ def create_deployment(
     session.add(dep)
     session.flush()
     webhooks.deployment_created(session, dep)
-    session.execute(
-        DeviceDeployment.__table__.insert(),
-        [
-            {
-                "deployment_id": dep.id,
-                "device_id": i,
-                "status": "pending",
-                "final": False,
-                "substate": "",
-                "attempts": 0,
-                "phase": phase,
-                "created": utcnow(),
-            }
-            for i, phase in zip(ids, phase_of, strict=True)
-        ],
-    )
+    # in chunks: one list of a million row dicts peaked at 1.0-1.3 GiB (bench/results/
+    # server-scale-2026-12-07.md); a chunk at a time keeps it to the ids themselves
+    created = utcnow()
+    rows = zip(ids, phase_of, strict=True)
+    while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
+        session.execute(
+            DeviceDeployment.__table__.insert(),
+            [
+                {
+                    "deployment_id": dep.id,
+                    "device_id": i,
+                    "status": "pending",
+                    "final": False,
+                    "substate": "",
+                    "attempts": 0,
+                    "phase": phase,
+                    "created": created,
+                }
+                for i, phase in chunk
+            ],
+        )
     if phase_specs is not None:
         phases.create(
             session,
