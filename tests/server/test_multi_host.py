@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -57,6 +58,16 @@ class Fleet:
     proxy: haproxy.HAProxy
     store: s3.S3Server
     database_url: str  # from this namespace, for checks the API does not show
+
+
+def _proxy_ready(log: Path, hosts: int) -> bool:
+    """Every host's last state in HAProxy's log is up (none logged: never marked down)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for i in range(hosts):
+        states = re.findall(rf"pyupdate_servers/host{i} is (UP|DOWN)", text)
+        if states and states[-1] == "DOWN":
+            return False
+    return True
 
 
 @pytest.fixture
@@ -110,6 +121,11 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
                 for server in hosts:
                     server.start()
                     started.append(server)
+                # HAProxy marked both hosts down while they were starting, and needs its
+                # health checks to pass again before it sends anything: until then it
+                # answers 503 itself
+                log = tmp_path / "proxy" / "haproxy.log"
+                _wait("HAProxy to see both hosts up", lambda: _proxy_ready(log, len(hosts)), 60)
                 yield Fleet(hosts, front, proxy, store, cluster.url("multi"))
             finally:
                 for server in started:
