@@ -9,10 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_postgresql import _fleet, _poll, _race, _sql
+from test_postgresql import _fleet, _poll, _race, _sql, server_pair
 
-from pyupdate_testing.artifacts import write_test_artifact
-from pyupdate_testing.server import Server, live_server
+from pyupdate_testing.server import Server
 
 ENGINES = ("postgresql",)
 ATTRS = "/api/devices/v1/inventory/device/attributes"
@@ -21,14 +20,8 @@ ATTRS = "/api/devices/v1/inventory/device/attributes"
 @pytest.fixture(scope="module")
 def pair(pg_cluster, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
     root = tmp_path_factory.mktemp("dynamic-pair")
-    url = pg_cluster.create_database("dynamic_pair")
-    data = root / "data"
-    with (
-        live_server(root / "a", data_dir=data, database_url=url) as a,
-        live_server(root / "b", data_dir=data, database_url=url, create_admin=False) as b,
-    ):
-        a.upload(write_test_artifact(root / "r.mender", "release-1"))
-        yield a, b
+    with server_pair(pg_cluster, root, "dynamic_pair") as servers:
+        yield servers
 
 
 def _channel(server: Server, device, value: str):  # type: ignore[no-untyped-def]

@@ -8,10 +8,9 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from test_postgresql import _fleet, _poll, _race, _report, _sql
+from test_postgresql import _fleet, _poll, _race, _report, _sql, server_pair
 
-from pyupdate_testing.artifacts import write_test_artifact
-from pyupdate_testing.server import Server, live_server
+from pyupdate_testing.server import Server
 
 ENGINES = ("postgresql",)
 MGMT = "/api/management/v1/deployments"
@@ -20,14 +19,8 @@ MGMT = "/api/management/v1/deployments"
 @pytest.fixture(scope="module")
 def pair(pg_cluster, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
     root = tmp_path_factory.mktemp("phases-pair")
-    url = pg_cluster.create_database("phases_pair")
-    data = root / "data"
-    with (
-        live_server(root / "a", data_dir=data, database_url=url) as a,
-        live_server(root / "b", data_dir=data, database_url=url, create_admin=False) as b,
-    ):
-        a.upload(write_test_artifact(root / "r.mender", "release-1"))
-        yield a, b
+    with server_pair(pg_cluster, root, "phases_pair") as servers:
+        yield servers
 
 
 def _events(server: Server, dep: str, kind: str) -> list[dict]:

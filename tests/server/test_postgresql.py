@@ -8,6 +8,7 @@ devices 503 with Retry-After, and service resumes by itself when it is back.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -33,20 +34,24 @@ DEVICES = 12
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def pair(pg_cluster, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
+@contextlib.contextmanager
+def server_pair(cluster, root: Path, name: str) -> Iterator[tuple[Server, Server]]:  # type: ignore[no-untyped-def]
     """Two server processes sharing one PostgreSQL database (and one data dir, as two
-    processes on one host do: the secret key and the artifact files)."""
-    root = tmp_path_factory.mktemp("pair")
-    url = pg_cluster.create_database("pair")
+    processes on one host do: the secret key and the artifact files), release-1 uploaded."""
+    url = cluster.create_database(name)
     data = root / "data"
     with (
         live_server(root / "a", data_dir=data, database_url=url) as a,
         live_server(root / "b", data_dir=data, database_url=url, create_admin=False) as b,
     ):
-        path = write_test_artifact(root / "r.mender", "release-1")
-        a.upload(path)
+        a.upload(write_test_artifact(root / "r.mender", "release-1"))
         yield a, b
+
+
+@pytest.fixture(scope="module")
+def pair(pg_cluster, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
+    with server_pair(pg_cluster, tmp_path_factory.mktemp("pair"), "pair") as servers:
+        yield servers
 
 
 def _sql(server: Server, query: str, *params: object) -> list[tuple]:
