@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import inputs
@@ -216,3 +216,30 @@ def build_device_images(board_name: str, work: Path, key: Path, verify_key: Path
         verify_key=verify_key,
         key=key,
     )
+
+
+def read_only_board(board: Board) -> Board:
+    """`board` with `ro rootflags=noload` instead of `rw` in its kernel bootargs: the
+    initramfs (init.sh) mounts the root read-only without loading its journal, and nothing
+    on the image remounts it (no root line in fstab). Loading the journal, even read-only,
+    changes its superblock in the page cache, where the agent reads a delta's base."""
+    words = [w for w in board.kernel.bootargs.split() if w not in ("rw", "ro")]
+    bootargs = " ".join(["ro", "rootflags=noload", *words])
+    return replace(board, kernel=replace(board.kernel, bootargs=bootargs))
+
+
+def build_read_only_disk(built: DeviceImages, out: Path) -> Path:
+    """release-1's disk again, its boot script mounting the root read-only: the delta
+    scenarios' device. A delta applies only to a slot bit-identical to the image it was
+    made from, and an ext4 mounted rw rewrites its superblock at every mount. The slots
+    are release-1's own (its rootfs.ext4); release-2 and the others fit unchanged, since
+    the bootargs live on the boot partition, not in the slots."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        data = Path(tmp) / "data"
+        (data / "pyupdate").mkdir(parents=True)
+        (data / "keep-me").write_text("data partition survives updates\n")
+        board = read_only_board(built.board)
+        build(BuildSpec(board, built.rootfs, "release-1", out, data_dir=data, artifacts=False))
+    (out / "rootfs.ext4").unlink()  # the disk holds it; the tool reads slot A from there
+    return out / "disk.img"

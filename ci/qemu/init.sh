@@ -11,9 +11,20 @@ for m in $(cat /etc/modules); do modprobe "$m" 2>/dev/null; done
 root=$(sed -n 's/.*root=\([^ ]*\).*/\1/p' /proc/cmdline)
 i=0
 while [ ! -b "$root" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-echo "initramfs: mounting $root"
+# `ro` and `rootflags=` as the kernel takes them when it mounts the root itself. A delta
+# update needs the slot bit-identical to its image: an ext4 mounted rw rewrites its
+# superblock, and even read-only, loading the journal changes the journal's superblock in
+# the page cache, where the agent reads its base (hence `ro rootflags=noload`).
+opts=rw
+for word in $(cat /proc/cmdline); do
+    case $word in
+        ro) opts=ro${opts#rw} ;;
+        rootflags=*) opts=$opts,${word#rootflags=} ;;
+    esac
+done
+echo "initramfs: mounting $root $opts"
 # /sbin/init is an absolute symlink into the new root: test the link, not its target here.
-if mount -t ext4 -o rw "$root" /newroot && { [ -L /newroot/sbin/init ] || [ -x /newroot/sbin/init ]; }; then
+if mount -t ext4 -o "$opts" "$root" /newroot && { [ -L /newroot/sbin/init ] || [ -x /newroot/sbin/init ]; }; then
     umount /proc /sys
     mount --move /dev /newroot/dev
     exec switch_root /newroot /sbin/init

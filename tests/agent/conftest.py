@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -132,3 +133,63 @@ def module_artifact(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Art
         return write_module_artifact(d / f"m{count[0]}", payload_type, files, key=key, **kw)
 
     return make
+
+
+@dataclass(frozen=True)
+class DeltaSet:
+    """OLD and NEW images, their full artifacts, and the delta from OLD to NEW."""
+
+    old_image: Path
+    new_image: Path
+    old: Path
+    new: Path
+    delta: Path
+
+    def old_sha(self) -> str:
+        return hashlib.sha256(self.old_image.read_bytes()).hexdigest()
+
+    def new_sha(self) -> str:
+        return hashlib.sha256(self.new_image.read_bytes()).hexdigest()
+
+
+def changed_image(old: bytes, seed: int = 1) -> bytes:
+    """`old` with what an update does to a filesystem: a few blocks rewritten, a file's
+    bytes shifted, new data at the end."""
+    rng = random.Random(seed)
+    new = bytearray(old)
+    for _ in range(8):
+        at = rng.randrange(0, len(old) - 8192)
+        new[at : at + rng.randrange(16, 8192)] = rng.randbytes(rng.randrange(16, 8192))
+    at = len(new) // 2
+    new[at:at] = rng.randbytes(3000)  # a shift
+    return bytes(new + rng.randbytes(64 << 10))
+
+
+@pytest.fixture(scope="session")
+def delta_set(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> DeltaSet:
+    """release-1 (OLD), release-2 (NEW, full) and release-2 as a delta from release-1,
+    made by `pyupdate_host.delta.make_delta`; all signed with `keys.private`."""
+    if shutil.which("mender-artifact") is None:
+        pytest.skip("needs mender-artifact")
+    from pyupdate_host.delta import make_delta
+    from pyupdate_host.sign import load_signer
+
+    d = tmp_path_factory.mktemp("delta")
+    rng = random.Random(19)
+    old = rng.randbytes(768 << 10) + bytes(256 << 10)  # data, then free (zeroed) blocks
+    images = {"release-1": old, "release-2": changed_image(old)}
+    arts = {}
+    for name, data in images.items():
+        (d / f"{name}.ext4").write_bytes(data)
+        arts[name] = d / f"{name}.mender"
+        subprocess.run(
+            ["mender-artifact", "write", "rootfs-image", "-f", str(d / f"{name}.ext4"), "-n",
+             name, "-t", DEVICE_TYPE, "-o", str(arts[name]), "--no-progress",
+             "-k", str(keys.private)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    delta = d / "release-2.delta.mender"
+    make_delta(arts["release-1"], arts["release-2"], delta, signer=load_signer(keys.private))
+    return DeltaSet(
+        d / "release-1.ext4", d / "release-2.ext4", arts["release-1"], arts["release-2"], delta
+    )

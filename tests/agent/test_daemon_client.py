@@ -111,6 +111,28 @@ def test_deployment_check_stops_at_the_first_form_the_server_knows(serve) -> Non
     assert type(found).from_dict(found.as_dict()) == found
 
 
+@pytest.mark.parametrize("full", [{"uri": "http://127.0.0.1:1/full", "expire": "x"}, None])
+def test_a_delta_deployment_carries_the_full_artifacts_link(serve, full) -> None:
+    """`artifact.pyupdate_full_source` (docs/device-api.md, "Delta artifacts"): kept in the
+    record, so a restarted download can still fall back; absent or null: None."""
+    doc = json.loads(json.dumps(DEPLOYMENT))
+    doc["artifact"]["pyupdate_full_source"] = full
+    _, client = serve(lambda h, seen: h.reply_json(200, doc))
+    found = client.next_deployment(PROVIDES)
+    assert found is not None
+    assert found.full_source == (full and full["uri"])
+    assert type(found).from_dict(found.as_dict()) == found
+
+
+@pytest.mark.parametrize("full", [7, {"expire": "x"}, {"uri": ""}, {"uri": 5}])
+def test_a_malformed_full_source_is_a_malformed_deployment(serve, full) -> None:
+    doc = json.loads(json.dumps(DEPLOYMENT))
+    doc["artifact"]["pyupdate_full_source"] = full
+    _, client = serve(lambda h, seen: h.reply_json(200, doc))
+    with pytest.raises(ServerError, match=r"^deployment check: malformed answer from the server$"):
+        client.next_deployment(PROVIDES)
+
+
 def test_v1_post_answering_204_means_no_deployment(serve) -> None:
     server, client = serve(lambda h, seen: h.reply(404 if seen.path == V2_NEXT else 204))
     assert client.next_deployment(PROVIDES) is None

@@ -77,3 +77,15 @@ def test_a_failing_slot_write_is_one_slot_error(tmp_path, monkeypatch):
         for _ in range(8):
             writer.write(bytes(PAGE))
         writer.finish()
+
+
+def test_an_image_of_unknown_size_that_outgrows_the_slot_is_one_slot_error(tmp_path):
+    """A delta's image size is known only as it is written (size 0 up front): a file-backed
+    slot would silently grow, so the writer stops at the slot's size."""
+    slot = _slot(tmp_path, 3 * PAGE)
+    writer = SlotWriter(slot, 0)
+    writer.write(b"\0" * (3 * PAGE))
+    with pytest.raises(SlotError, match=r"image of 12289 bytes does not fit .* \(12288 bytes\)"):
+        writer.write(b"\0")
+    writer.abort()
+    assert os.path.getsize(slot.path) == 3 * PAGE

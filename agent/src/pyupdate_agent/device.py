@@ -9,13 +9,12 @@ from .bootenv import BootEnv, open_bootenv
 from .config import Config
 from .errors import UpdateError
 from .payloads.base import Installer
+from .payloads.delta import SLOT_PAYLOADS
 from .payloads.module import ModuleInstaller, find_module
 from .payloads.rootfs import RootfsInstaller
 from .scripts import ScriptRunner, ScriptSettings
 from .slots import slot_by_number, slots_from_config
 from .store import InFlight, Store
-
-ROOTFS = "rootfs-image"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +59,12 @@ class Device:
 
     def installer_for(self, update: InFlight) -> Installer:
         """Rebuild the installer of an update in flight (commit, rollback, recovery)."""
-        if update.payload_type != ROOTFS:
+        if update.payload_type not in SLOT_PAYLOADS:
             return self.module_installer(update.payload_type)
         if update.old_slot is None or update.new_slot is None:
             raise UpdateError(f"store: rootfs update {update.artifact_name} has no slots recorded")
         slots = slots_from_config(self.config)
+        # a delta, once written, is a rootfs update like any other: only its download differs
         return RootfsInstaller(
             self.bootenv(),
             slots,

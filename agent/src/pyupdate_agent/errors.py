@@ -58,6 +58,11 @@ class UpdateError(AgentError):
     """The update cannot go on in its current phase (already running, not rebooted...)."""
 
 
+class BaseMismatch(AgentError):
+    """The running slot is not the base a delta artifact applies to (a modified or
+    rw-mounted root filesystem): nothing was written; the full artifact is needed."""
+
+
 class NothingInProgress(AgentError):
     """commit or rollback without an update in flight (exit 2, like mender); `install
     --resume` without a downloaded update."""

@@ -6,7 +6,7 @@ here and nowhere else. docs/agent.md, "Exit codes", is rendered from TABLE
 
 Mender 3.4's codes keep their meaning: 0 done, 1 failed, 2 nothing to commit or
 roll back, 4 a reboot is needed (`install --reboot-exit-code`). Where mender
-exits 1 for every failure, pyupdate says which (3, 5 to 8): a script that tests
+exits 1 for every failure, pyupdate says which (3, 5 to 9): a script that tests
 for non-zero works with both. A code a command does not list becomes 1.
 """
 
@@ -19,6 +19,7 @@ from pyupdate_artifact import errors as artifact
 from .errors import (
     AgentError,
     ArtifactRefused,
+    BaseMismatch,
     ConfigError,
     InputError,
     NothingInProgress,
@@ -36,6 +37,7 @@ class Exit(IntEnum):
     INVALID = 6
     SIGNATURE = 7
     INCOMPATIBLE = 8
+    BASE_MISMATCH = 9  # a delta for another base: the full artifact installs instead
     INTERRUPTED = 130
 
 
@@ -44,6 +46,7 @@ USAGE = 2  # argparse exits with 2 on a bad command line, before any command run
 # error -> code, the first match wins (subclasses before their bases)
 ERRORS: tuple[tuple[type[BaseException], Exit], ...] = (
     (NothingInProgress, Exit.NOTHING_IN_PROGRESS),
+    (BaseMismatch, Exit.BASE_MISMATCH),
     (ConfigError, Exit.CONFIG),
     (artifact.KeyFileError, Exit.CONFIG),
     (InputError, Exit.UNREADABLE),
@@ -80,6 +83,9 @@ TABLE: dict[str, dict[Exit, str]] = {
         Exit.SIGNATURE: "signature: unsigned while a verify key is set, or it does not verify",
         Exit.INCOMPATIBLE: "not for this device: device type or depends, or older than the"
         " running software (unless `AllowDowngrade`)",
+        Exit.BASE_MISMATCH: "a delta artifact whose base is not the running slot (its"
+        " bytes differ from the image the delta was made from): nothing was written;"
+        " install the full artifact",
         Exit.INTERRUPTED: _INTERRUPTED,
     },
     "commit": {

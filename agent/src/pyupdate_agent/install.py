@@ -25,10 +25,11 @@ from pyupdate_artifact.verify import load_verifier
 
 from .config import read_device_type
 from .core.record import Deployment, InFlight, Phase
-from .device import ROOTFS, Device
+from .device import Device
 from .errors import AgentError, ArtifactRefused, InputError, SlotError, UpdateError
 from .log import deployment_log, new_log_path
 from .payloads.base import Installer
+from .payloads.delta import DELTA_TYPE, SLOT_PAYLOADS, DeltaInstaller, delta_checksums
 from .payloads.module import ModuleContext, write_tree
 from .payloads.rootfs import RootfsInstaller
 from .provides import current_provides
@@ -81,7 +82,8 @@ def _module_context(
 def _build_installer(
     device: Device, header: ArtifactHeader
 ) -> tuple[Installer, int | None, int | None]:
-    """The installer for the one payload, with the old/new slot numbers for rootfs-image.
+    """The installer for the one payload, with the old/new slot numbers for rootfs-image
+    and pyupdate-delta (the same slots: payloads/delta.py).
 
     Everything that can be refused (missing slot, unreadable env, unknown
     module) is refused here, before the update is recorded or anything written.
@@ -96,8 +98,10 @@ def _build_installer(
         raise UpdateError(
             f"artifact {header.artifact_name} has an empty payload; nothing to install"
         )
-    if payload_type != ROOTFS:
+    if payload_type not in SLOT_PAYLOADS:
         return device.module_installer(payload_type), None, None
+    # a delta's checksums are signed (type-info): without them it cannot be verified
+    checksums = delta_checksums(header) if payload_type == DELTA_TYPE else None
     slots = slots_from_config(device.config)
     env = device.bootenv()
     state = env.state()
@@ -109,6 +113,8 @@ def _build_installer(
     new = other_slot(slots, old)
     if not Path(new.path).exists():
         raise SlotError(f"slot {new.label}: {new.path} does not exist")
+    if checksums is not None:
+        return DeltaInstaller(env, slots, old, new, *checksums), old.number, new.number
     return RootfsInstaller(env, slots, old, new), old.number, new.number
 
 
@@ -152,12 +158,17 @@ class Prepared:
 
 
 def prepare(
-    device: Device, store: Store, source: str | BinaryIO, deployment: Deployment | None
+    device: Device,
+    store: Store,
+    source: str | BinaryIO,
+    deployment: Deployment | None,
+    update_id: str | None = None,
 ) -> Prepared:
     """Open `source` (a path, a URL or an open stream) and check everything that can
     refuse it; a refusal is one history row and one AgentError (ArtifactRefused for
-    the artifact's own errors), the stream closed, nothing written."""
-    update_id = new_update_id()
+    the artifact's own errors), the stream closed, nothing written. `update_id`: the
+    update's (and its log's) id, when it goes on from a refused delta (core/steps.py)."""
+    update_id = update_id or new_update_id()
     name = source if isinstance(source, str) else "artifact stream"
     stream: BinaryIO | None = None
     try:

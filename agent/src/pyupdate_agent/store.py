@@ -318,6 +318,18 @@ class Store:
         self._tx(stmts)
         return update
 
+    def drop_update(self, update: InFlight, record: Record) -> Record:
+        """Forget `update` (nothing of it was written) and keep the machine's `record`, in
+        one transaction: a delta whose base did not match, replaced by the full artifact."""
+        record = replace(record, update=None)
+        self._tx(
+            [
+                ("DELETE FROM inflight WHERE id = 1 AND update_id = ?", (update.update_id,)),
+                _machine_upsert(record),
+            ]
+        )
+        return record
+
     def update(self, update: InFlight) -> InFlight:
         """Write the in-flight record's changeable fields (phase and answers)."""
         self._tx([_inflight_update(update)])

@@ -22,7 +22,7 @@ from pyupdate_server import __version__, limits
 from pyupdate_server.api.body_limit import BodyLimitMiddleware
 from pyupdate_server.api.devices import auth as device_auth
 from pyupdate_server.api.devices import deployments as device_deployments
-from pyupdate_server.api.devices import download, inventory
+from pyupdate_server.api.devices import download, full_source, inventory
 from pyupdate_server.api.management import (
     artifacts,
     auditlogs,
@@ -40,6 +40,7 @@ from pyupdate_server.auth.passwords import PasswordPool
 from pyupdate_server.db import dialect
 from pyupdate_server.db.engine import Database
 from pyupdate_server.delivery import Sender
+from pyupdate_server.delta_worker import DeltaWorker
 from pyupdate_server.errors import (
     BadRequest,
     Conflict,
@@ -51,7 +52,7 @@ from pyupdate_server.errors import (
 from pyupdate_server.metrics import Metrics, MetricsMiddleware
 from pyupdate_server.services.artifacts import ArtifactValidator
 from pyupdate_server.services.audit import Auditor
-from pyupdate_server.services.links import LinkSigner
+from pyupdate_server.services.links import FULL_SOURCE_PATH, LinkSigner
 from pyupdate_server.settings import Settings
 from pyupdate_server.startup import Startup, start_up
 from pyupdate_server.state import ServerState
@@ -95,6 +96,14 @@ def build_state(settings: Settings, startup: Startup) -> ServerState:
         store=build_store(settings, check=False),
         tokens=TokenSigner(startup.secret, previous),
         links=LinkSigner(startup.secret, settings.public_url, settings.download_link_ttl, previous),
+        full_links=LinkSigner(
+            startup.secret,
+            settings.public_url,
+            settings.download_link_ttl,
+            previous,
+            purpose=b"delta-full-source:",
+            path=FULL_SOURCE_PATH,
+        ),
         metrics=Metrics(startup.metrics_dir),
         tmp_dir=startup.instance.path,
         validator=validator,
@@ -172,10 +181,15 @@ def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
             log.info("worker [%d] started", os.getpid(), extra={"pid": os.getpid()})
         # webhook deliveries: one loop per process, beside the requests (delivery.py)
         sender = asyncio.create_task(Sender(state.db, settings, state.metrics).run())
+        tasks = [sender]
+        if settings.delta_generation:  # one delta at a time per host (delta_worker.py)
+            worker = DeltaWorker(state.db, state.store, state.validator, settings, state.tmp_dir)
+            tasks.append(asyncio.create_task(worker.run()))
         yield
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         state.passwords.shutdown()
         state.db.dispose()
         if owner:
@@ -258,7 +272,7 @@ def create_app(settings: Settings, startup: Startup | None = None) -> FastAPI:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(_error_body(str(exc.detail)), status_code=exc.status_code)
 
-    for module in (device_auth, inventory, device_deployments, download):
+    for module in (device_auth, inventory, device_deployments, download, full_source):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     for module in (
         users,

@@ -35,6 +35,14 @@ WEBHOOK_LIMITS = {
     "webhook_concurrency": 256,
     "webhook_outbox_max": 10_000_000,
 }
+# delta generation (docs/deployments.md, "Delta updates"): integers, (floor, ceiling)
+DELTA_LIMITS = {
+    "delta_bases": (1, 100),
+    "delta_cache_size": (0, 2**62),
+    "delta_timeout": (1, 7 * 24 * 3600),
+    "delta_memory": (0, 2**62),
+    "delta_nice": (0, 19),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,17 @@ class Settings:
             oldest are dropped and counted (docs/webhooks.md, "Limits").
         webhook_allow_private: webhook URLs may name loopback, private and link-local
             addresses (on-premises receivers); false refuses them at creation and delivery.
+        delta_generation: make deltas in the background for devices that accept them
+            (docs/deployments.md, "Delta updates"); false uses uploaded deltas only.
+        delta_signing_key: PEM private key that signs the deltas the server makes;
+            without one it makes deltas only to unsigned artifacts.
+        delta_bases: at a deployment's creation, deltas are made from the this many most
+            common images (`rootfs-image.checksum`) among its devices.
+        delta_cache_size: bytes the deltas made by the server may take in the store;
+            past it the oldest are removed.
+        delta_timeout: seconds one delta may take; then its process is killed.
+        delta_memory: address space of the process making a delta, bytes (0: no cap).
+        delta_nice: the niceness that process runs at, 0-19.
     """
 
     data_dir: Path = Path("pyupdate-data")
@@ -130,6 +149,13 @@ class Settings:
     webhook_concurrency: int = 8
     webhook_outbox_max: int = 100_000
     webhook_allow_private: bool = True
+    delta_generation: bool = True
+    delta_signing_key: Path | None = None
+    delta_bases: int = 3
+    delta_cache_size: int = 10 * 1024**3
+    delta_timeout: int = 3600
+    delta_memory: int = 4 * 1024**3
+    delta_nice: int = 10
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -162,6 +188,9 @@ class Settings:
         for name, ceiling in WEBHOOK_LIMITS.items():
             if not 1 <= getattr(self, name) <= ceiling:
                 raise ConfigError(f"{name} must be 1 to {ceiling}, not {getattr(self, name)}")
+        for name, (floor, ceiling) in DELTA_LIMITS.items():
+            if not floor <= getattr(self, name) <= ceiling:
+                raise ConfigError(f"{name} must be {floor} to {ceiling}, not {getattr(self, name)}")
         # an empty value means "not set": a key is then generated into data_dir
         for key in (self.secret_key or "", *self.previous_secret_keys):
             if key and len(key.encode()) < MIN_SECRET:
@@ -193,10 +222,11 @@ _CASTS = {
     "max_artifact_size": int,
     "audit_retention_days": int,
     **dict.fromkeys(WEBHOOK_LIMITS, int),
+    **dict.fromkeys(DELTA_LIMITS, int),
     **dict.fromkeys(_LIMITS, int),
 }
-_BOOLS = {"require_signature", "log_json", "webhook_allow_private"}
-_PATHS = {"data_dir", "tls_cert", "tls_key"}
+_BOOLS = {"require_signature", "log_json", "webhook_allow_private", "delta_generation"}
+_PATHS = {"data_dir", "tls_cert", "tls_key", "delta_signing_key"}
 
 
 def _cast(name: str, value: object) -> object:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pyupdate_server.auth.secrets import load_or_create_secret
 from pyupdate_server.db.engine import Database, sqlite_path
+from pyupdate_server.errors import ConfigError
 from pyupdate_server.services.artifacts import ArtifactValidator
 from pyupdate_server.settings import Settings
 from pyupdate_server.tmpdirs import InstanceDir, claim
@@ -67,6 +68,18 @@ def prepare_records(settings: Settings) -> tuple[Database, bytes]:
     return db, secret
 
 
+def check_delta_key(settings: Settings) -> None:
+    """A delta signing key that cannot be read stops the start, not the first delta."""
+    key = settings.delta_signing_key
+    if key is None:
+        return
+    try:
+        with open(key, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ConfigError(f"delta_signing_key: {key}: {exc.strerror}") from None
+
+
 def start_up(settings: Settings) -> tuple[Startup, int]:
     """Everything done once per `serve`; returns it and the held temp dir lock's descriptor.
 
@@ -86,6 +99,7 @@ def start_up(settings: Settings) -> tuple[Startup, int]:
             settings.data_dir / "secret.key",
         )
     ArtifactValidator(settings.verify_keys, settings.require_signature).load_keys()
+    check_delta_key(settings)
     store = build_store(settings, check=True)
     instance, held = claim(settings.data_dir)
     metrics_dir = None

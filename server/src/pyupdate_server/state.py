@@ -23,6 +23,7 @@ class ServerState:
     store: BlobStore
     tokens: TokenSigner
     links: LinkSigner
+    full_links: LinkSigner  # a delta's fallback to the full artifact (FULL_SOURCE_PATH)
     metrics: Metrics
     tmp_dir: Path
     validator: ArtifactValidator

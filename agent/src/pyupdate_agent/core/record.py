@@ -60,13 +60,16 @@ class InFlight:
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """What the server handed out (managed mode). `install_window`: the deployment's
-    `install_window` (docs/device-api.md) as `HH:MM-HH:MM`, None when it has none."""
+    `install_window` (docs/device-api.md) as `HH:MM-HH:MM`, None when it has none.
+    `full_source`: for a delta artifact, the link to the full one, installed instead when
+    the delta's base does not match the running slot (docs/agent.md, "Delta updates")."""
 
     id: str
     artifact_name: str
     uri: str
     device_types: tuple[str, ...]
     install_window: str | None = None
+    full_source: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -77,6 +80,8 @@ class Deployment:
         }
         if self.install_window is not None:
             doc["install_window"] = self.install_window
+        if self.full_source is not None:
+            doc["full_source"] = self.full_source
         return doc
 
     @classmethod
@@ -84,12 +89,14 @@ class Deployment:
         types = doc["device_types"]
         assert isinstance(types, list)
         window = doc.get("install_window")
+        full = doc.get("full_source")
         return cls(
             str(doc["id"]),
             str(doc["artifact_name"]),
             str(doc["uri"]),
             tuple(types),
             None if window is None else str(window),
+            None if full is None else str(full),
         )
 
 

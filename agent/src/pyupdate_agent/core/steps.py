@@ -14,9 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from ..errors import AgentError, UpdateError
+from ..errors import AgentError, BaseMismatch, UpdateError
 from ..log import deployment_log
 from ..payloads.base import Installer
+from ..payloads.delta import SLOT_PAYLOADS
 from ..payloads.rootfs import RootfsInstaller
 from .errors import Refused
 from .record import InFlight, Record
@@ -25,10 +26,10 @@ from .states import Outcome
 
 if TYPE_CHECKING:
     from ..device import Device
+    from ..install import Prepared
 
 log = logging.getLogger(__name__)
 
-ROOTFS = "rootfs-image"
 INCONSISTENT = "_INCONSISTENT"
 
 
@@ -119,22 +120,55 @@ class Steps:
             assert self.source is not None
             source = self.source
         prepared = prepare(self.device, self.ctx.store, source, record.deployment)
-        # recorded, with the machine's record, before the first payload byte is
-        # written: a power cut from here on is found by the next start
-        try:
-            record = replace(record, log_path=prepared.update.log_path)
-            update = self.ctx.store.begin(prepared.update, record)
-        except BaseException:
-            prepared.stream.close()
-            raise
-        self.ctx.record = replace(record, update=update)
-        self._installer = prepared.installer
+        update = self._begin(prepared)
         if record.restarts:
             with deployment_log(Path(update.log_path)):
                 log.warning(
                     "the agent restarted during the download: the download starts over",
                     extra={"restarts": record.restarts},
                 )
+        try:
+            stream_payload(self.device, prepared)
+        except BaseMismatch as err:
+            full = record.deployment.full_source if record.deployment else None
+            if full is None or self.managed is None:
+                raise
+            self._install_full(full, update, err)
+
+    def _begin(self, prepared: Prepared) -> InFlight:
+        """Record the update, with the machine's record, before the first payload byte
+        is written: a power cut from here on is found by the next start."""
+        try:
+            record = replace(self.record, log_path=prepared.update.log_path)
+            update = self.ctx.store.begin(prepared.update, record)
+        except BaseException:
+            prepared.stream.close()
+            raise
+        self.ctx.record = replace(record, update=update)
+        self._installer = prepared.installer
+        return update
+
+    def _install_full(self, uri: str, delta: InFlight, err: BaseMismatch) -> None:
+        """The delta's base is not the running slot (nothing was written): the same
+        deployment from its full artifact, under the same update id and log. The delta's
+        record is dropped first; a power cut after that is an interrupted download like
+        any other (the retry meets the mismatch again and comes back here)."""
+        from ..install import prepare, stream_payload
+
+        assert self.managed is not None and self.record.deployment is not None
+        with deployment_log(Path(delta.log_path)):
+            log.warning(
+                "base does not match the delta: installing the full artifact",
+                extra={"artifact": delta.artifact_name, "error": str(err)},
+            )
+        self.ctx.record = self.ctx.store.drop_update(delta, replace(self.record, update=None))
+        self._installer = None
+        source = self.managed.open_download(uri)
+        deployment = self.record.deployment
+        prepared = prepare(self.device, self.ctx.store, source, deployment, delta.update_id)
+        # one deployment, one log: the line above and the full install's, uploaded together
+        prepared = replace(prepared, update=replace(prepared.update, log_path=delta.log_path))
+        self._begin(prepared)
         stream_payload(self.device, prepared)
 
     def supports_rollback(self) -> None:
@@ -187,7 +221,7 @@ class Steps:
     # -- managed: the reboot and what follows -------------------------------------------
     def _own_reboot(self) -> bool:
         """A module that answered NeedsArtifactReboot `Yes` reboots in its own state."""
-        return self.update.payload_type != ROOTFS and self.update.needs_reboot == "Yes"
+        return self.update.payload_type not in SLOT_PAYLOADS and self.update.needs_reboot == "Yes"
 
     def reboot(self) -> None:
         self.ctx.save(rebooted=True)

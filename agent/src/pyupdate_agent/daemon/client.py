@@ -306,6 +306,17 @@ def _install_window(doc: object) -> str | None:
         ) from None
 
 
+def _full_source(doc: object) -> str | None:
+    """pyupdate's `artifact.pyupdate_full_source` {"uri", "expire"}, sent with a delta
+    artifact: the full one's link (docs/agent.md, "Delta updates"). Its `expire`, like
+    `source`'s, is the server's business: an expired link answers 403."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("uri"), str) or not doc["uri"]:
+        raise ValueError("pyupdate_full_source")
+    return str(doc["uri"])
+
+
 def _deployment(status: int, data: bytes) -> Deployment | None:
     if status == 204:
         return None
@@ -318,6 +329,7 @@ def _deployment(status: int, data: bytes) -> Deployment | None:
             uri=str(artifact["source"]["uri"]),
             device_types=tuple(str(t) for t in artifact["device_types_compatible"]),
             install_window=_install_window(doc.get("install_window")),
+            full_source=_full_source(artifact.get("pyupdate_full_source")),
         )
     except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deep JSON
         raise ServerError("deployment check: malformed answer from the server") from None

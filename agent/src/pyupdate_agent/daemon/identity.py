@@ -160,7 +160,7 @@ def identity_data(script: Path) -> str:
     return json.dumps(attrs, separators=(",", ":"), sort_keys=True)
 
 
-def inventory(dirs: Iterable[str], fixed: dict[str, str]) -> list[dict[str, object]]:
+def inventory(dirs: Iterable[str], fixed: dict[str, str | list[str]]) -> list[dict[str, object]]:
     """Attributes from every inventory script, then the ones the agent always sends."""
     merged: dict[str, str | list[str]] = {}
     for folder in dirs:

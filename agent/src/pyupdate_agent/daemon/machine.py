@@ -260,15 +260,25 @@ class Daemon:
         now = time.monotonic()
         if self.next_inventory > now:
             return
+        # the delta package is light (its applier: hashlib, lzma, struct), unlike the reader
+        from pyupdate_artifact.delta import DELTA_TYPE
+
+        from ..payloads.module import module_names
+
         provides = self._provides()
-        fixed = {
-            "device_type": provides.get("device_type", ""),
-            "artifact_name": provides["artifact_name"],
-            "pyupdate_version": __version__,
-        }
-        if provides.get("artifact_group"):
-            fixed["artifact_group"] = provides["artifact_group"]
-        self.session.api(self.client.put_inventory, inventory(self.s.inventory_dirs, fixed))
+        # what mender 3.x sends besides the scripts' attributes: its provides
+        # (rootfs-image.checksum tells the server which delta fits) and its update modules
+        # (pyupdate-delta tells it this device applies deltas); the fixed ones win
+        sent: dict[str, str | list[str]] = dict(provides)
+        sent["update_modules"] = sorted({*module_names(self.config.modules_dirs), DELTA_TYPE})
+        sent.update(
+            device_type=provides.get("device_type", ""),
+            artifact_name=provides["artifact_name"],
+            pyupdate_version=__version__,
+        )
+        if not provides.get("artifact_group"):
+            sent.pop("artifact_group", None)
+        self.session.api(self.client.put_inventory, inventory(self.s.inventory_dirs, sent))
         log.info("inventory sent")
         self.next_inventory = now + jitter(self.s.inventory_poll, self.s.jitter)
 

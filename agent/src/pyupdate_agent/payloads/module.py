@@ -54,6 +54,20 @@ def find_module(payload_type: str, dirs: tuple[str, ...]) -> Path:
     raise ModuleError(f"no update module for payload type {payload_type!r} in {', '.join(dirs)}")
 
 
+def module_names(dirs: tuple[str, ...]) -> list[str]:
+    """The payload types the modules in `dirs` install (find_module's rule), sorted: the
+    inventory's `update_modules`, as mender 3.x sends it."""
+    names: set[str] = set()
+    for directory in dirs:
+        with contextlib.suppress(OSError):
+            names.update(
+                path.name
+                for path in Path(directory).iterdir()
+                if path.is_file() and os.access(path, os.X_OK)
+            )
+    return sorted(names)
+
+
 def write_tree(tree: Path, ctx: ModuleContext) -> None:
     """Create the file tree fresh: dirs 0700, files 0600, no trailing newlines."""
     if tree.parent.exists():

@@ -84,9 +84,10 @@ def slot_size(path: str, fd: int) -> int:
 
 
 class SlotWriter:
-    """Writes one image into `slot`; `finish()` syncs, `abort()` leaves it unbootable."""
+    """Writes one image into `slot`; `finish()` syncs, `abort()` leaves it unbootable.
+    `depth`: chunks that may wait for the slot (memory against overlap)."""
 
-    def __init__(self, slot: Slot, size: int) -> None:
+    def __init__(self, slot: Slot, size: int, depth: int = QUEUE_DEPTH) -> None:
         self.slot = slot
         try:
             # no O_CREAT: a missing slot is an error, never a new file
@@ -95,16 +96,13 @@ class SlotWriter:
             raise SlotError(
                 f"slot {slot.label}: cannot open {slot.path} for writing ({err.strerror})"
             ) from None
-        capacity = slot_size(slot.path, self._fd)
-        if size > capacity:
+        self.capacity = slot_size(slot.path, self._fd)
+        if size > self.capacity:
             os.close(self._fd)
-            raise SlotError(
-                f"slot {slot.label}: image of {size} bytes does not fit {slot.path}"
-                f" ({capacity} bytes)"
-            )
+            raise self._too_big(size)
         self.written = 0
         self._carry = b""
-        self._queue: queue.Queue[list[bytes | memoryview] | None] = queue.Queue(QUEUE_DEPTH)
+        self._queue: queue.Queue[list[bytes | memoryview] | None] = queue.Queue(depth)
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._drain, name="slot-writer", daemon=True)
         self._thread.start()
@@ -125,6 +123,12 @@ class SlotWriter:
             except OSError as err:
                 self._error = err
 
+    def _too_big(self, size: int) -> SlotError:
+        return SlotError(
+            f"slot {self.slot.label}: image of {size} bytes does not fit {self.slot.path}"
+            f" ({self.capacity} bytes)"
+        )
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise SlotError(
@@ -141,6 +145,10 @@ class SlotWriter:
         """
         self._raise_if_failed()
         self.written += len(chunk)
+        if self.written > self.capacity:
+            # an image of unknown size (a delta's) that outgrows the slot: on a block
+            # device the write would fail anyway, a file-backed slot would grow
+            raise self._too_big(self.written)
         view = memoryview(chunk)
         total = len(self._carry) + len(view)
         whole = total - total % PAGE

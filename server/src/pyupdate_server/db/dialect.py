@@ -24,6 +24,7 @@ POSTGRESQL = "postgresql"
 # a constant of our own: every server process upgrading one database takes this lock
 MIGRATION_LOCK = 0x70797570  # "pyup"
 CONNECT_TIMEOUT = 5  # seconds: past this an unreachable database is reported, not waited on
+SESSION_POOL = 24  # PostgreSQL connections for sessions (reads and writes), per process
 
 
 def parse_url(url: str) -> URL:
@@ -72,8 +73,12 @@ def engine_options(url: URL) -> dict[str, object]:
         ) from None
     return {
         "connect_args": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "pyupdate-server"},
-        "pool_size": 8,
-        "max_overflow": 16,
+        # the same 24 at most as 8 + 16 overflow, but kept open: a connection returned
+        # above pool_size is closed, and under 32 concurrent hand-outs a new one was opened
+        # for most transactions (a PostgreSQL fork, and psycopg's connect in the server:
+        # ~10 % of a hand-out's time in the profile, bench/results/server-scale-2026-12-07b.md)
+        "pool_size": SESSION_POOL,
+        "max_overflow": 0,
         "pool_timeout": 10,
         # after the database restarts, a pooled connection is dead: test it before use,
         # so service resumes by itself instead of failing one request per stale connection
@@ -85,7 +90,7 @@ def engine_options(url: URL) -> dict[str, object]:
 # its size (no overflow), so no connection is opened and closed per request: a new one
 # costs PostgreSQL a fork and a few ms of CPU, and at 8+16 a busy server opened one every
 # third check (bench/results/server-scale-2026-12-07.md). A process holds at most
-# 8 + 16 + QUICK_POOL connections: docs/scale-out.md sizes max_connections from it.
+# SESSION_POOL + QUICK_POOL connections: docs/scale-out.md sizes max_connections from it.
 QUICK_POOL = 16
 
 

@@ -99,6 +99,9 @@ class Artifact(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     blob: Mapped[str] = mapped_column(String(256))
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # a delta the server made itself (services/delta_jobs.py): counted in the delta
+    # cache and evicted from it, never an upload
+    generated: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (UniqueConstraint("name", "depends_key"),)
 
@@ -220,6 +223,11 @@ class DeviceDeployment(Base):
     log: Mapped[list | None] = mapped_column(JSON, default=None)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # what the device was sent (services/deltas.py): full | delta | fallback (a delta,
+    # then the full artifact through its fallback link); None until handed out
+    delivery: Mapped[str | None] = mapped_column(String(8), default=None)
+    bytes_sent: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    full_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class RateLimit(Base):
@@ -311,3 +319,29 @@ class WebhookAttempt(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     # delivered | retry (another attempt is due) | failed (gave up) | dropped (outbox full)
     outcome: Mapped[str] = mapped_column(String(16))
+
+
+class DeltaJob(Base):
+    """One delta the server makes (services/delta_jobs.py): from the artifact whose image
+    is `old_checksum` to `new_artifact_id`. Made once: the row is unique per pair, claimed
+    under a lease, and keeps its outcome (a delta artifact, not smaller, or an error)."""
+
+    __tablename__ = "delta_jobs"
+    __table_args__ = (UniqueConstraint("new_artifact_id", "old_checksum"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    new_artifact_id: Mapped[str] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
+    )
+    old_checksum: Mapped[str] = mapped_column(String(64))  # rootfs-image.checksum
+    old_artifact_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # queued | running | done | not_smaller | failed | skipped (nothing to make it from)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    delta_artifact_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    delta_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # the process making it holds it until then; past it, another may take it over
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)

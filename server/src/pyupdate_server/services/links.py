@@ -17,6 +17,8 @@ from pyupdate_server.errors import Forbidden
 from pyupdate_server.storage.base import BlobStore
 
 DOWNLOAD_PATH = "/api/devices/v1/deployments/download/artifacts"
+# a delta's fallback to the full artifact (api/devices/full_source.py), per device
+FULL_SOURCE_PATH = "/api/devices/v1/deployments/pyupdate/full_source"
 
 
 def _rfc3339(ts: int) -> str:
@@ -31,16 +33,26 @@ class Link:
 
 class LinkSigner:
     def __init__(
-        self, secret: bytes, base_url: str | None, ttl: int, previous: tuple[bytes, ...] = ()
+        self,
+        secret: bytes,
+        base_url: str | None,
+        ttl: int,
+        previous: tuple[bytes, ...] = (),
+        *,
+        purpose: bytes = b"download-link:",
+        path: str = DOWNLOAD_PATH,
     ) -> None:
         """base_url: the configured public URL; None uses the one each caller passes.
 
         previous: retired secrets whose links still verify (a rotation in progress).
+        purpose, path: what the links are for and the route they name; each purpose has
+        its own key, so a link made for one route never verifies at another.
         """
-        self._key = hashlib.sha256(b"download-link:" + secret).digest()
-        self._old = [hashlib.sha256(b"download-link:" + p).digest() for p in previous]
+        self._key = hashlib.sha256(purpose + secret).digest()
+        self._old = [hashlib.sha256(purpose + p).digest() for p in previous]
         self.base_url = base_url.rstrip("/") if base_url else None
         self.ttl = ttl
+        self.path = path
 
     def _mac(self, artifact_id: str, expire: int, key: bytes | None = None) -> str:
         msg = f"{artifact_id}:{expire}".encode()
@@ -53,7 +65,7 @@ class LinkSigner:
         )
         stamp = _rfc3339(expire)
         prefix = self.base_url or (base or "").rstrip("/")
-        return Link(f"{prefix}{DOWNLOAD_PATH}/{artifact_id}?{query}", stamp)
+        return Link(f"{prefix}{self.path}/{artifact_id}?{query}", stamp)
 
     def check(self, artifact_id: str, expire: str, signature: str) -> None:
         if not (expire.isascii() and expire.isdigit() and len(expire) <= 12):

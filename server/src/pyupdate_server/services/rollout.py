@@ -14,12 +14,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from pyupdate_server.db import dialect
 from pyupdate_server.db.engine import Database
 from pyupdate_server.db.models import Artifact, Deployment, DeviceDeployment, utcnow
 from pyupdate_server.errors import BadRequest, Conflict, NotFound
-from pyupdate_server.services import downgrade, dynamic, locks, phases, schedule, webhooks
+from pyupdate_server.services import (
+    delta_jobs,
+    deltas,
+    downgrade,
+    dynamic,
+    locks,
+    phases,
+    schedule,
+    webhooks,
+)
 from pyupdate_server.services.locks import Mode
 
 # what a device may report (Mender 3.4 names, docs/device-api.md "Status")
@@ -71,6 +81,8 @@ STAT_KEYS = (
 class Assignment:
     deployment: Deployment
     artifact: Artifact
+    # when `artifact` is a delta: the full artifact, the device's fallback (deltas.py)
+    full: Artifact | None = None
 
 
 class Hold(enum.Enum):
@@ -95,15 +107,34 @@ def depends_met(artifact: Artifact, device_type: str, provides: Mapping[str, obj
 
 
 def pick_artifact(
-    session: Session, name: str, device_type: str, provides: Mapping[str, object]
-) -> Artifact | None:
+    session: Session,
+    name: str,
+    device_type: str,
+    provides: Mapping[str, object],
+    *,
+    deltas_ok: bool = False,
+) -> deltas.Choice | None:
+    """The newest full artifact whose depends the device meets, or with `deltas_ok` a
+    smaller delta it meets (deltas.choose); None when nothing fits."""
     candidates = session.scalars(
         select(Artifact).where(Artifact.name == name).order_by(Artifact.created.desc())
     )
-    for artifact in candidates:
-        if depends_met(artifact, device_type, provides):
-            return artifact
-    return None
+    fitting = (a for a in candidates if depends_met(a, device_type, provides))
+    return deltas.choose(fitting, deltas=deltas_ok)
+
+
+def _fallback_of(
+    session: Session,
+    artifact: Artifact,
+    name: str,
+    device_type: str,
+    provides: Mapping[str, object],
+) -> Artifact | None:
+    """A delta in flight, handed out again: the full artifact it falls back to."""
+    if not deltas.is_delta(artifact):
+        return None
+    choice = pick_artifact(session, name, device_type, provides)
+    return choice.full if choice is not None else None
 
 
 async def has_open(db: Database, device_id: str) -> bool:
@@ -121,34 +152,69 @@ def next_for_device(
     """The deployment the device should run now, or None (204)."""
     device = locks.device(session, device_id)
     running = downgrade.versions(device.inventory if device is not None else {}, provides)
-    rows = session.execute(
-        select(DeviceDeployment, Deployment)
+    # one statement for what took five (bench/results/server-scale-2026-12-07b.md): the
+    # device's open rows and their deployments, locked in SHARE mode and freshly read
+    # (what _offer did one by one, after a read of max_devices to choose the mode, and
+    # then read the row again), and whether any dynamic deployment is open (else
+    # dynamic.candidates has nothing to find)
+    query = (
+        select(DeviceDeployment, Deployment, _ANY_DYNAMIC_OPEN)
         .join(Deployment, Deployment.id == DeviceDeployment.deployment_id)
         .where(DeviceDeployment.device_id == device_id, DeviceDeployment.final.is_(False))
         .order_by(Deployment.created, Deployment.id)
-    ).all()
+        .execution_options(populate_existing=True)
+    )
+    if not dialect.serializes_writers(session):
+        # FOR KEY SHARE OF deployments, device_deployments: locks.deployment(..., SHARE)
+        # for each, in the order they are visited (no two transactions lock in a circle),
+        # and each row as it is now, not as this statement's snapshot had it (what
+        # locks.reread did): an abort waited for closed it, or it would be handed again
+        query = query.with_for_update(read=True, key_share=True, of=(Deployment, DeviceDeployment))
+    result = session.execute(query).all()
+    rows = [(row, dep) for row, dep, _ in result]
+    held = {dep.id: dep for _, dep in rows}
     for row, dep in rows:
         if row.claimed is not None:
             # in flight: the same deployment again, never a second one
             artifact = session.get(Artifact, row.artifact_id) if row.artifact_id else None
             if artifact is not None:
-                return Assignment(dep, artifact)
+                full = _fallback_of(session, artifact, dep.artifact_name, device_type, provides)
+                return Assignment(dep, artifact, full)
     # its rows, and the dynamic groups it may join now, in the order they were made
     walk: list[tuple[dt.datetime, str, DeviceDeployment | None]] = [
         (dep.created, dep.id, row) for row, dep in rows if not dep.aborted
     ]
-    walk += [(d.created, d.id, None) for d in dynamic.candidates(session, device_id)]
+    if not result or any(dynamic_open for _, _, dynamic_open in result):
+        walk += [(d.created, d.id, None) for d in dynamic.candidates(session, device_id)]
     walk.sort(key=lambda entry: (entry[0], entry[1]))
     for _, deployment_id, maybe_row in walk:
         if maybe_row is None:
             assignment = _join(session, device_id, deployment_id, device_type, provides, running)
         else:
-            assignment = _offer(session, maybe_row, deployment_id, device_type, provides, running)
+            assignment = _offer(
+                session,
+                maybe_row,
+                deployment_id,
+                device_type,
+                provides,
+                running,
+                held=held.get(deployment_id),
+            )
         if assignment is Hold.WAIT:
             return None
         if assignment is not None:
             return assignment
     return None
+
+
+# "is any dynamic deployment open?", as a column of next_for_device's query
+_other = aliased(Deployment)  # not correlated with the query's own deployments
+_ANY_DYNAMIC_OPEN = (
+    select(_other.id)
+    .where(_other.dynamic.is_(True), _other.status.in_(dynamic.OPEN), _other.aborted.is_(False))
+    .exists()
+    .label("dynamic_open")
+)
 
 
 def _join(
@@ -194,11 +260,20 @@ def _offer(
     device_type: str,
     provides: Mapping[str, object],
     running: Mapping[str, str],
+    *,
+    held: Deployment | None = None,
 ) -> Assignment | Hold | None:
     """Hand `row`'s deployment to its device, or close the row saying why not (None), or
-    hold the device back: paused, not started, or its phase not started (Hold.WAIT)."""
-    dep = locks.deployment(session, deployment_id, _mode(session, deployment_id))
-    locks.reread(session, row)  # an abort may have closed it since the first read
+    hold the device back: paused, not started, or its phase not started (Hold.WAIT).
+    `held`: the deployment, already locked in SHARE mode and read in this transaction."""
+    if held is not None and held.max_devices is None:
+        dep: Deployment | None = held  # and `row` was read with it, under the lock
+    else:
+        mode = Mode.WRITE if held is not None else _mode(session, deployment_id)
+        dep = locks.deployment(session, deployment_id, mode)
+        # an abort may have closed it since the first read, or a capped deployment's
+        # last hand-out (with the lock taken here for writing, so it is final now)
+        locks.reread(session, row)
     if dep is None or dep.aborted or row.final or row.claimed is not None:
         return None
     now = utcnow()
@@ -231,8 +306,14 @@ def _offer(
     if capped and _claimed(session, dep.id) >= (dep.max_devices or 0):
         outcome = "skipped"
     artifact = None
+    choice = None
+    # a device that fell back from a delta is sent the full artifact on a retry
+    deltas_ok = row.delivery != "fallback" and deltas.device_accepts(session, row.device_id)
     if outcome is None:
-        artifact = pick_artifact(session, dep.artifact_name, device_type, provides)
+        choice = pick_artifact(
+            session, dep.artifact_name, device_type, provides, deltas_ok=deltas_ok
+        )
+        artifact = choice.artifact if choice is not None else None
         if artifact is None:
             outcome = "noartifact"
         elif not dep.force_installation and provides.get("artifact_name") == dep.artifact_name:
@@ -247,7 +328,10 @@ def _offer(
     if outcome is not None:
         _finalize(session, row, outcome)
         return None
-    assert artifact is not None
+    assert artifact is not None and choice is not None
+    deltas.record(row, choice)
+    if deltas_ok:
+        delta_jobs.want(session, choice, provides)  # none for its base yet: made in the background
     row.claimed = utcnow()
     row.attempts += 1
     row.artifact_id = artifact.id
@@ -257,7 +341,7 @@ def _offer(
         dep.status = "inprogress"
     if dep.max_devices is not None and row.attempts == 1:
         _close_over_cap(session, dep)
-    return Assignment(dep, artifact)
+    return Assignment(dep, artifact, choice.full if choice.full is not artifact else None)
 
 
 def _claimed(session: Session, deployment_id: str) -> int:
@@ -304,13 +388,16 @@ def advance(session: Session, deployment_id: str) -> None:
 
 
 def _finalize(session: Session, row: DeviceDeployment, status: str) -> None:
-    """Close one device's part; the caller holds its deployment with Mode.WRITE (or ABORT)."""
+    """Close one device's part, then see whether the deployment is finished. The caller
+    holds the deployment in SHARE mode at least; the check takes it for writing."""
     row.status = status
     row.final = True
     row.claimed = None
     row.finished = utcnow()
     session.flush()
-    dep = session.get(Deployment, row.deployment_id)  # held for writing by the caller
+    # after the row's UPDATE, not before: two final reports then overlap but for this lock,
+    # the check and the commit (the last of them to take it sees every other row closed)
+    dep = locks.deployment(session, row.deployment_id, Mode.WRITE)
     if dep is not None and phases.gated(dep) and phases.advance(session, dep):
         abort_rows(session, dep)
         return
@@ -403,8 +490,13 @@ def report_status(
     if status not in DEVICE_STATUSES:
         raise BadRequest(f"unknown status {status!r}")
     locks.device(session, device_id)
-    closing = status in FINAL_STATUSES or status == "failure"
-    locks.deployment(session, deployment_id, Mode.WRITE if closing else Mode.SHARE)
+    dep = locks.deployment(session, deployment_id, Mode.SHARE)
+    if dep is not None and phases.gated(dep) and (status in FINAL_STATUSES or status == "failure"):
+        # a phased deployment's thresholds count what this report changes: one at a time.
+        # Otherwise the deployment is taken for writing only in _finalize, after the
+        # row is written: final reports of one deployment then wait for each other for
+        # the finish check and the commit only, not the whole request
+        locks.deployment(session, deployment_id, Mode.WRITE)
     row = _device_row(session, device_id, deployment_id)
     if row.status == "aborted":
         raise Conflict(f"deployment {deployment_id} was aborted")
@@ -415,7 +507,6 @@ def report_status(
     row.status = status
     row.substate = substate[:4096]
     if status == "failure":
-        dep = session.get(Deployment, deployment_id)  # locked above
         webhooks.device_failed(session, dep, device_id, row.attempts)
         if dep is not None and row.attempts <= dep.retries and not dep.aborted:
             row.claimed = None  # offered again on the next poll

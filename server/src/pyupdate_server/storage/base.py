@@ -35,6 +35,9 @@ class BlobStore(Protocol):
         """A URL devices fetch the object from directly for `ttl` seconds, or None when
         the server streams it itself (local_path)."""
 
+    def fetch_file(self, key: str, target: Path) -> None:
+        """Copy the object to the local file `target` (the delta worker's input)."""
+
     def delete(self, key: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...

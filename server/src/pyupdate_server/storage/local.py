@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from pyupdate_server.errors import StorageUnavailable
@@ -43,6 +44,9 @@ class LocalBlobStore:
 
     def download_url(self, key: str, ttl: int) -> str | None:
         return None  # the server streams the file itself (api/devices/download.py)
+
+    def fetch_file(self, key: str, target: Path) -> None:
+        shutil.copyfile(self._path(key), target)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

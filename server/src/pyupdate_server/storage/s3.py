@@ -150,6 +150,14 @@ class S3BlobStore:
             ExpiresIn=ttl,
         )
 
+    def fetch_file(self, key: str, target: Path) -> None:
+        try:
+            self.client.download_file(self.location.bucket, self.location.key(key), str(target))
+        except Exception as exc:
+            if isinstance(exc, OSError):
+                raise
+            raise self._fail(exc, f"fetch {key}") from None
+
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.location.bucket, Key=self.location.key(key))

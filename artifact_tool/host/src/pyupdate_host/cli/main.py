@@ -17,9 +17,9 @@ from pyupdate_artifact.heap import keep_freed_buffers
 from pyupdate_artifact.printable import printable
 
 from .. import __version__
-from . import read, sign, validate, write
+from . import delta, read, sign, validate, write
 
-VERBS: tuple[ModuleType, ...] = (write, read, validate, sign)
+VERBS: tuple[ModuleType, ...] = (write, read, validate, sign, delta)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -26,6 +26,7 @@ from .build_output import (
     from_qemuboot,
     read_header,
 )
+from .deltas import make_deltas
 from .machine import accel
 from .media import media_disk
 from .report import junit_xml, summary, write
@@ -34,6 +35,8 @@ from .scenarios import BY_NAME, SCENARIOS, Scenario
 
 EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 1, 2, 3
 SUITE = "pyupdate-qemu-test"
+# the scenarios that install a release that never boots: they need it, and panic=N
+ROLLS_BACK = ("rollback", "managed", "delta")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         needing = ",".join(s.name for s in scenarios if s.needs_server)
         raise UsageError(f"{needing}: pyupdate-server is not installed (pip install "
                          f"pyupdate-server) or --skip {needing}")  # fmt: skip
-    rolls_back = [s.name for s in scenarios if s.name in ("rollback", "managed")]
+    rolls_back = [s.name for s in scenarios if s.name in ROLLS_BACK]
     if rolls_back and "panic=" not in output.board.kernel.bootargs:
         # QEMU has no watchdog here: only the kernel's own reset ends a panicking boot
         raise UsageError(f"{', '.join(rolls_back)}: the board's kernel bootargs have no panic=N, "
@@ -163,11 +166,14 @@ def _run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="pyupdate-qemu-test-"))
     try:
         check_host(output.board, output.disk, work)
-        needs_broken = any(s.name in ("rollback", "managed") for s in scenarios)
+        needs_broken = any(s.name in ROLLS_BACK for s in scenarios)
         broken = prepare_broken(output, work) if needs_broken else None
         veto = prepare_veto(output, work) if any(s.needs_veto for s in scenarios) else None
+        deltas = None
+        if broken is not None and any(s.needs_deltas for s in scenarios):
+            deltas = make_deltas(output, broken, work)
         files = [output.update.path] + ([broken.path] if broken else [])
-        media = media_disk(files, work / "media.img")
+        media = media_disk(files + (deltas.files if deltas else []), work / "media.img")
         props = {
             "board": output.board.name,
             "device_type": output.board.device_type,
@@ -176,11 +182,16 @@ def _run(args: argparse.Namespace) -> int:
             "update": output.update.name,
             "broken": broken.name if broken else "-",
             "veto": veto.name if veto else "-",
+            "deltas": ", ".join(f"{d.stat().st_size >> 10} KiB {d.name}" for d in deltas.files[1:])
+            if deltas
+            else "-",
             "accel": accel(),
         }
         say = Say(verbose=sys.stderr.isatty() and not args.quiet)
         output = replace(output, veto=veto)
-        results = run_all(scenarios, output, media, broken, work, args.logs, args.budget * 60, say)
+        results = run_all(
+            scenarios, output, media, broken, work, args.logs, args.budget * 60, say, deltas
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = summary(results, props)

@@ -41,6 +41,12 @@ INITS = (
     "/lib/systemd/systemd",
     "/usr/lib/systemd/systemd",
     "/bin/busybox",
+    # merged /usr (Debian 12 and later): /sbin and /bin are links, which debugfs's rm
+    # does not follow, and the files are here
+    "/usr/sbin/init",
+    "/usr/bin/init",
+    "/usr/bin/sh",
+    "/usr/bin/busybox",
 )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import server as fleet
 from .build_output import Artifact, BuildOutput
+from .deltas import Deltas
 from .machine import BootStrategy, DiskImage, QemuDriver, ShellDriver, State
 from .media import broken_artifact, veto_artifact
 from .scenarios import Scenario
@@ -54,9 +55,11 @@ class ScenarioContext:
         work: Path,
         log: Path,
         say: Callable[[str], None],
+        deltas: Deltas | None = None,
     ) -> None:
         self.output = output
         self._broken = broken
+        self._deltas = deltas
         self.media = media
         self.work = work
         self.log = log
@@ -94,6 +97,11 @@ class ScenarioContext:
         if self.output.veto is None:
             raise AssertionError("no veto artifact: none was given or made for this run")
         return self.output.veto
+
+    def deltas(self) -> Deltas:
+        if self._deltas is None:
+            raise AssertionError("no deltas: none were made for this run")
+        return self._deltas
 
     def step(self, text: str) -> None:
         self.notes.append(text)
@@ -146,9 +154,10 @@ def run_scenario(
     work: Path,
     log: Path,
     say: Callable[[str], None],
+    deltas: Deltas | None = None,
 ) -> Result:
     work.mkdir(parents=True, exist_ok=True)
-    ctx = ScenarioContext(output, media, broken, work, log, say)
+    ctx = ScenarioContext(output, media, broken, work, log, say, deltas)
     started = time.monotonic()
     result = Result(scenario.name, "passed", log=log)
     try:
@@ -182,6 +191,7 @@ def run_all(
     logs: Path,
     budget_s: float,
     say: Callable[[str, str], None],
+    deltas: Deltas | None = None,
 ) -> list[Result]:
     """Every scenario in order until the budget ends; the rest are skipped with the reason."""
     deadline = time.monotonic() + budget_s
@@ -202,6 +212,7 @@ def run_all(
                 work / scenario.name,
                 log,
                 lambda text, name=scenario.name: say(name, text),
+                deltas,
             )
         results.append(result)
         say(scenario.name, f"{result.status} in {result.seconds:.0f} s")

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from . import server as fleet
 from .build_output import Artifact, BuildOutput
+from .deltas import Deltas
 from .machine import GUEST_HOST_IP
 from .media import VETO_MESSAGE
 from .target import Target
@@ -54,6 +55,7 @@ class Context(Protocol):
     def step(self, text: str) -> None: ...
     def broken(self) -> Artifact: ...
     def veto(self) -> Artifact: ...
+    def deltas(self) -> Deltas: ...
 
 
 # -- steps shared by the scenarios ------------------------------------------------------
@@ -390,11 +392,15 @@ class Scenario:
     run: Callable[[Context], None]
     needs_server: bool = False
     needs_veto: bool = False
+    needs_deltas: bool = False
 
     @property
     def summary(self) -> str:
         return " ".join((self.run.__doc__ or "").split("\n\n")[0].split())
 
+
+# below the shared steps: the delta scenario's module uses them
+from .delta_scenario import delta  # noqa: E402
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("boot", boot),
@@ -404,5 +410,6 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("managed", managed, needs_server=True),
     Scenario("managed-phases", managed_phases, needs_server=True, needs_veto=True),
     Scenario("managed-window", managed_window, needs_server=True),
+    Scenario("delta", delta, needs_server=True, needs_deltas=True),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from pyupdate_server import limits
 from pyupdate_server.api.deps import CurrentDevice, State
+from pyupdate_server.api.devices.full_source import full_source_link
 from pyupdate_server.errors import BadRequest, TooLarge
 from pyupdate_server.services import dynamic, rollout, schedule
 from pyupdate_server.services.links import download_link
@@ -28,6 +29,11 @@ class ArtifactRef(BaseModel):
     artifact_name: str
     source: Source
     device_types_compatible: list[str]
+    pyupdate_full_source: Source | None = Field(
+        default=None,
+        description="ext, with a delta only: the full artifact, for a device whose active "
+        'slot is not the delta\'s base (docs/deployments.md, "Delta updates")',
+    )
 
 
 class InstallWindow(BaseModel):
@@ -110,11 +116,21 @@ def _decide(
                 artifact_name=artifact.name,
                 source=_source(state, artifact.id, artifact.blob, base),
                 device_types_compatible=list(artifact.device_types),
+                pyupdate_full_source=_full_source(state, dep.id, device_id, assignment, base),
             ),
             install_window=InstallWindow(start=window.start, end=window.end) if window else None,
         )
     # without a window the answer is Mender's, byte for byte: no null member
     return JSONResponse(body.model_dump(exclude_none=True))
+
+
+def _full_source(
+    state: State, deployment_id: str, device_id: str, assignment: rollout.Assignment, base: str
+) -> Source | None:
+    if assignment.full is None:  # a full artifact: Mender's answer, nothing added
+        return None
+    link = full_source_link(state.full_links, deployment_id, device_id, assignment.full.id, base)
+    return Source(uri=link.uri, expire=link.expire)
 
 
 def _source(state: State, artifact_id: str, blob: str, base: str) -> Source:

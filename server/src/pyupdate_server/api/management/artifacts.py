@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from functools import partial
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from pyupdate_server.api.deps import CurrentUser, State
@@ -18,7 +19,7 @@ from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Artifact
 from pyupdate_server.errors import NotFound
 from pyupdate_server.services import artifacts as service
-from pyupdate_server.services import links
+from pyupdate_server.services import deltas, links
 
 router = APIRouter(prefix="/api/management/v1/deployments", tags=["artifacts"])
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class ArtifactOut(BaseModel):
     size: int
     sha256: str
     modified: Timestamp
+    kind: Literal["full", "delta"] = Field(
+        description='ext: delta = a pyupdate-delta payload (docs/deployments.md, "Delta updates")'
+    )
+    generated: bool = Field(description="ext: a delta the server made (its cache evicts it)")
 
 
 def artifact_out(a: Artifact) -> ArtifactOut:
@@ -68,6 +73,8 @@ def artifact_out(a: Artifact) -> ArtifactOut:
         size=a.size,
         sha256=a.sha256,
         modified=a.created,
+        kind="delta" if deltas.is_delta(a) else "full",
+        generated=a.generated,
     )
 
 

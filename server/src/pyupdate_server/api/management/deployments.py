@@ -4,9 +4,10 @@ end times, install windows), list, show, statistics, pause, resume, abort, devic
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
@@ -16,9 +17,19 @@ from pyupdate_server.api.deps import CurrentUser, State
 from pyupdate_server.api.timefmt import Timestamp
 from pyupdate_server.db.models import Deployment, DeviceDeployment, utcnow
 from pyupdate_server.errors import NotFound
-from pyupdate_server.services import audit, control, creation, phases, rollout, schedule
+from pyupdate_server.services import (
+    audit,
+    control,
+    creation,
+    delta_jobs,
+    deltas,
+    phases,
+    rollout,
+    schedule,
+)
 
 router = APIRouter(prefix="/api/management/v1/deployments", tags=["deployments"])
+log = logging.getLogger(__name__)
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -158,6 +169,31 @@ class FilterOut(BaseModel):
     terms: list[dict[str, object]]
 
 
+class DeliveryOut(BaseModel):
+    """ext: what the devices handed it were sent (docs/deployments.md, "Delta updates")."""
+
+    full: int = Field(description="devices sent the full artifact")
+    delta: int = Field(description="devices sent a delta")
+    fallback: int = Field(description="devices sent a delta that then fetched the full artifact")
+    bytes_sent: int = Field(description="bytes of what was sent, over those devices")
+    full_bytes: int = Field(description="bytes the full artifacts would have been")
+    bytes_saved: int = Field(description="full_bytes - bytes_sent")
+
+
+class DeltaJobOut(BaseModel):
+    """ext: a delta the server makes for this deployment's artifact."""
+
+    old_checksum: str
+    old_artifact_id: str | None
+    new_artifact_id: str
+    status: Literal["queued", "running", "done", "not_smaller", "failed", "skipped"]
+    error: str
+    delta_artifact_id: str | None
+    delta_size: int | None
+    created: Timestamp
+    finished: Timestamp | None
+
+
 class DeploymentOut(BaseModel):
     id: str
     name: str
@@ -186,6 +222,9 @@ class DeploymentOut(BaseModel):
 
 class DeploymentDetail(DeploymentOut):
     events: list[EventOut]
+    # ext, on this route only: a list would count every deployment's rows once more
+    delivery: DeliveryOut
+    delta_jobs: list[DeltaJobOut] = Field(default_factory=list)
 
 
 def _status(dep: Deployment) -> str:
@@ -267,6 +306,35 @@ def _out(session: Session, dep: Deployment) -> DeploymentOut:
     )
 
 
+def _delivery(session: Session, deployment_id: str) -> DeliveryOut:
+    t = deltas.totals(session, deployment_id)
+    return DeliveryOut(
+        full=t.full,
+        delta=t.delta,
+        fallback=t.fallback,
+        bytes_sent=t.bytes_sent,
+        full_bytes=t.full_bytes,
+        bytes_saved=t.bytes_saved,
+    )
+
+
+def _delta_jobs(session: Session, dep: Deployment) -> list[DeltaJobOut]:
+    return [
+        DeltaJobOut(
+            old_checksum=j.old_checksum,
+            old_artifact_id=j.old_artifact_id,
+            new_artifact_id=j.new_artifact_id,
+            status=j.status,  # type: ignore[arg-type]
+            error=j.error,
+            delta_artifact_id=j.delta_artifact_id,
+            delta_size=j.delta_size,
+            created=j.created,
+            finished=j.finished,
+        )
+        for j in delta_jobs.jobs_for(session, dep.artifact_name)
+    ]
+
+
 def _detail(session: Session, dep: Deployment) -> DeploymentDetail:
     events = [
         EventOut(
@@ -279,7 +347,12 @@ def _detail(session: Session, dep: Deployment) -> DeploymentDetail:
         )
         for e in phases.events(session, dep.id)
     ]
-    return DeploymentDetail(**_out(session, dep).model_dump(), events=events)
+    return DeploymentDetail(
+        **_out(session, dep).model_dump(),
+        events=events,
+        delivery=_delivery(session, dep.id),
+        delta_jobs=_delta_jobs(session, dep),
+    )
 
 
 def _advance_due(state: State, deployment_ids: list[str]) -> None:
@@ -305,12 +378,28 @@ def _advance_due(state: State, deployment_ids: list[str]) -> None:
             rollout.expire(session, deployment_id)
 
 
+def _plan_deltas(state: State, dep_id: str, artifact_name: str) -> None:
+    """After the response: queue the deltas for the deployment's most common images. In
+    its own transaction, so a large fleet's GROUP BY never lengthens the creation; lost
+    if the process stops first, then the first hand-outs queue them (delta_jobs.want)."""
+    settings = state.settings
+    if not settings.delta_generation:
+        return
+    try:
+        with state.db.write() as session:
+            delta_jobs.plan(session, dep_id, artifact_name, settings.delta_bases)
+    except Exception as exc:  # never the creation's failure: the hand-outs ask again
+        log.warning("delta planning failed: %s", str(exc).splitlines()[0][:300])
+
+
 def _created(dep_id: str) -> Response:
     return Response(status_code=201, headers={"Location": f"{router.prefix}/deployments/{dep_id}"})
 
 
 @router.post("/deployments", status_code=201, response_class=Response)
-def create(body: NewDeployment, user: CurrentUser, state: State) -> Response:
+def create(
+    body: NewDeployment, user: CurrentUser, state: State, background: BackgroundTasks
+) -> Response:
     options = _rollout_options(body)
     with state.db.write() as session:
         dep = creation.create_deployment(
@@ -323,12 +412,17 @@ def create(body: NewDeployment, user: CurrentUser, state: State) -> Response:
         )
         dep_id = dep.id
         state.audit.deployment(session, user, "create", dep_id)
+    background.add_task(_plan_deltas, state, dep_id, body.artifact_name)
     return _created(dep_id)
 
 
 @router.post("/deployments/group/{group}", status_code=201, response_class=Response)
 def create_for_group(
-    group: str, body: NewGroupDeployment, user: CurrentUser, state: State
+    group: str,
+    body: NewGroupDeployment,
+    user: CurrentUser,
+    state: State,
+    background: BackgroundTasks,
 ) -> Response:
     options = _rollout_options(body)
     with state.db.write() as session:
@@ -341,6 +435,7 @@ def create_for_group(
         )
         dep_id = dep.id
         state.audit.deployment(session, user, "create", dep_id)
+    background.add_task(_plan_deltas, state, dep_id, body.artifact_name)
     return _created(dep_id)
 
 
@@ -400,6 +495,11 @@ class DeviceStatusOut(BaseModel):
     created: Timestamp
     finished: Timestamp | None
     log: bool
+    delivery: Literal["full", "delta", "fallback"] | None = Field(
+        default=None, description="ext: what it was sent; null until handed out"
+    )
+    bytes_sent: int | None = Field(default=None, description="ext: bytes of what it was sent")
+    full_size: int | None = Field(default=None, description="ext: bytes of the full artifact")
 
 
 def _devices(
@@ -429,6 +529,9 @@ def _devices(
                 created=r.created,
                 finished=r.finished,
                 log=bool(r.log),
+                delivery=r.delivery,  # type: ignore[arg-type]
+                bytes_sent=r.bytes_sent,
+                full_size=r.full_size,
             )
             for r in session.scalars(query)
         ]

@@ -7,7 +7,11 @@ export async function showArtifacts() {
   fillRows("artifact-rows", artifacts, "name", (row, artifact) => {
     cell(row, artifact.name);
     cell(row, artifact.device_types_compatible.join(", "));
-    cell(row, artifact.updates.map((u) => u.type_info.type || "bootstrap").join(", "));
+    const types = artifact.updates.map((u) => u.type_info.type || "bootstrap").join(", ");
+    // a delta: from which image, and whether the server made it (its cache may evict it)
+    const base = artifact.artifact_depends["rootfs-image.checksum"];
+    const from = artifact.kind === "delta" && typeof base === "string" ? ` from ${base.slice(0, 12)}` : "";
+    cell(row, `${types}${from}${artifact.generated ? ", made by the server" : ""}`);
     cell(row, artifact.signed ? "yes" : "no");
     cell(row, mib(artifact.size));
     cell(row, when(artifact.modified));

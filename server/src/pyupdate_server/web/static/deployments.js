@@ -1,7 +1,7 @@
 // Deployments: the paged list, and one deployment's page (phases with progress, paused
 // state, resume / pause / abort for a release manager, the decision log, its devices).
 import {
-  $, API, Pager, RELEASE, api, apiPage, button, can, cell, el, enc, fillRows, link, say,
+  $, API, Pager, RELEASE, api, apiPage, button, can, cell, el, enc, fillRows, link, mib, say,
   session, statusBadge, when,
 } from "./lib.js";
 import { deploymentBar, phaseBar } from "./charts.js";
@@ -80,6 +80,34 @@ function phaseSize(p, last) {
   return last ? "the rest" : "";
 }
 
+// what the devices handed it were sent: full artifacts, deltas, deltas that fell back
+function deliveryText(d) {
+  if (!d || !(d.full + d.delta + d.fallback)) return null;
+  const parts = [`${d.delta} delta`, `${d.full} full`];
+  if (d.fallback) parts.push(`${d.fallback} fell back to full`);
+  return `${parts.join(", ")}; ${mib(d.bytes_sent)} sent, ${mib(d.bytes_saved)} saved`;
+}
+
+const JOB_TEXT = {
+  queued: "queued", running: "being made", done: "ready", not_smaller: "not smaller: full sent",
+  failed: "failed", skipped: "not made",
+};
+
+// the deltas the server makes for it: from which image, and how that went
+function deltaJobsText(jobs) {
+  if (!jobs || !jobs.length) return null;
+  return jobs.map((j) => {
+    const size = j.delta_size !== null ? ` (${mib(j.delta_size)})` : "";
+    const why = j.error ? `: ${j.error}` : "";
+    return `from ${j.old_checksum.slice(0, 12)}: ${JOB_TEXT[j.status] || j.status}${size}${why}`;
+  }).join("; ");
+}
+
+function sentText(device) {
+  if (!device.delivery) return "";
+  return `${device.delivery}, ${mib(device.bytes_sent)}`;
+}
+
 function phaseStart(p) {
   const parts = [];
   if (p.start_when_healthy) parts.push(`when phase ${p.number - 1} is healthy`);
@@ -116,6 +144,8 @@ export async function showDeployment(depId) {
     ["Success threshold", threshold(dep.success_threshold)],
     ["Retries", dep.retries || null],
     ["Downgrade allowed", dep.allow_downgrade ? "yes" : null],
+    ["Sent", deliveryText(dep.delivery)],
+    ["Deltas", deltaJobsText(dep.delta_jobs)],
     ["Finished", dep.finished ? when(dep.finished) : null],
   ].filter(([, v]) => v !== null && v !== undefined);
   if (dep.filter) {
@@ -154,6 +184,7 @@ export async function showDeployment(depId) {
     cell(row, link(`#device/${device.id}`, device.id), "id");
     cell(row, statusBadge(device.status)).append(device.substate ? ` (${device.substate})` : "");
     cell(row, device.attempts);
+    cell(row, sentText(device));
     cell(row, when(device.finished));
     const logCell = cell(row, "");
     if (device.log) {
