@@ -136,7 +136,7 @@ def test_base_read_error_is_one_line_and_nothing_written(host, delta_set, capsys
 
     # os.pread is the applier's only way to read the base (the slot writer uses writev)
     monkeypatch.setattr(os, "pread", failing_pread)
-    refused(host, capsys, delta_set.delta, 1, "base slot read failed at offset 0")
+    refused(host, capsys, delta_set.delta, 9, "base slot read failed at offset 0")
     assert host.slot_a.read_bytes() == slot_a
 
 

@@ -6,9 +6,10 @@ update and commit, a broken release that rolls back, a power cut during the slot
 write, and a managed update through a throw-away pyupdate-server; its JUnit report
 must validate against the common schema. Fleet control in a second run
 (FLEET_SCENARIOS): a phased rollout whose device boots the new system, fails its
-health check and rolls back pauses itself. Then a release whose root file system
-does not mount the data partition must fail the standalone scenario, with the
-reason and the console's tail in the report.
+health check and rolls back pauses itself. The delta scenario in a third run, on
+release 1's disk with a read-only root (images.build_read_only_disk). Then a
+release whose root file system does not mount the data partition must fail the
+standalone scenario, with the reason and the console's tail in the report.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ FLEET_SCENARIOS = ["managed-phases"] + (
 )
 
 
-def _tool(session: Session, *args: str | Path) -> subprocess.CompletedProcess[str]:
+def _tool(
+    session: Session, *args: str | Path, disk: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     built = session.images
-    argv = [str(TOOL), "--board", BOARD, "--disk", str(built.disk), "--quiet"]
+    argv = [str(TOOL), "--board", BOARD, "--disk", str(disk or built.disk), "--quiet"]
     argv += ["--verify-key", str(built.verify_key), *map(str, args)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=40 * 60)
 
@@ -58,7 +61,7 @@ def test_every_scenario_passes_on_pyupdate_image_images(qemu_session: Session, t
         "--update", built.updates["release-2"],
         "--broken", built.updates["release-broken"],
         "--junit", report, "--logs", tmp_path / "logs",
-        "--skip", ",".join([*skip, "managed-phases", "managed-window"]),
+        "--skip", ",".join([*skip, "managed-phases", "managed-window", "delta"]),
     )  # fmt: skip
     print(run.stdout)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{report.read_text()}"
@@ -94,6 +97,35 @@ def test_a_vetoed_release_pauses_its_phased_rollout(qemu_session: Session, tmp_p
     log = (tmp_path / "logs" / "managed-phases.log").read_text(errors="replace")
     # the new system booted (trial of B), then the agent took it back to A
     assert log.index("AB: trial boot of part 3") < log.rindex("AB: booting part 2")
+
+
+def test_a_read_only_device_updates_by_delta(qemu_session: Session, tmp_path: Path):
+    """The delta scenario on release 1's disk with a read-only root (the other scenarios'
+    disk mounts it rw, which rewrites the slot): release 1 in full, a power cut during a
+    delta's write, the delta to release-2, and one to the broken release, which the
+    server hands out and which rolls back."""
+    if not images.inputs.has_systemd(images.inputs.BOARD_ARCH[BOARD]):
+        pytest.skip(f"{BOARD}: the tiny rootfs has no Python for the managed daemon")
+    built = qemu_session.images
+    disk = images.build_read_only_disk(built, tmp_path / "disk-ro")
+    report = tmp_path / "report.xml"
+    run = _tool(
+        qemu_session,
+        "--update", built.updates["release-2"], "--broken", built.updates["release-broken"],
+        "--signing-key", built.key, "--scenario", "delta",
+        "--junit", report, "--logs", tmp_path / "logs",
+        disk=disk,
+    )  # fmt: skip
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{report.read_text()}"
+    cases = _cases(report)
+    assert list(cases) == ["delta"]
+    steps = "\n".join(cases["delta"]["system-out"])
+    assert "the server sent the delta" in steps, steps
+    log = (tmp_path / "logs" / "delta.log").read_text(errors="replace")
+    # the update by delta committed on A, then the delta to the broken release rolled back
+    assert log.index("AB: trial boot of part 2") < log.rindex("ROLLBACK from part 3")
+    disk.unlink()
 
 
 def _without_data_mount(built: images.DeviceImages, work: Path) -> Path:

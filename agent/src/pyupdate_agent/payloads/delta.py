@@ -144,6 +144,7 @@ class _DeltaFile:
         writer.finish()
 
     def abort(self) -> None:
+        self._applier.abort()  # its hashing thread would wait for bytes that never come
         self._buffer.clear()
         if self._writer is not None:
             writer, self._writer = self._writer, None

@@ -76,7 +76,7 @@ def cut_during_write(t: Target, delta: Artifact, to_slot: str, timeout: float) -
             assert out[1] == "4", _ended(t, out[1])
             t.power_cut()
             return False
-        time.sleep(0.5)
+        time.sleep(1)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for the delta's write")
 
 

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from . import format as fmt
 from .bytesum import add_bytes
-from .errors import DeltaBaseMismatch, DeltaError
+from .errors import DeltaBaseMismatch, DeltaBaseUnreadable, DeltaError
 from .hashing import ThreadedSha256
 from .ops import OpReader
 from .streams import StreamPuller
@@ -115,7 +115,10 @@ class DeltaApplier:
         digest = hashlib.sha256()
         offset = 0
         while offset < self._old_size:
-            data = self._pread(min(_VERIFY_READ, self._old_size - offset), offset)
+            try:
+                data = self._pread(min(_VERIFY_READ, self._old_size - offset), offset)
+            except DeltaError as err:
+                raise DeltaBaseUnreadable(f"{err}: install the full artifact") from None
             if not data:
                 raise DeltaBaseMismatch(
                     f"base slot is {offset} bytes, smaller than the delta's base image "
