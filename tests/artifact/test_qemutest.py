@@ -84,7 +84,7 @@ def test_list_names_every_scenario() -> None:
     names = [line.split()[0] for line in run.stdout.splitlines()]
     assert names == [
         "boot", "standalone", "rollback", "power-cut", "managed", "managed-phases",
-        "managed-window",
+        "managed-window", "delta",
     ]  # fmt: skip
 
 
@@ -128,7 +128,10 @@ def test_unsigned_veto_with_a_verify_key_is_refused(build, tmp_path: Path) -> No
         (["--qemuboot", "/nonexistent.qemuboot.conf"], ["--qemuboot", "no such file"]),
         (["--scenario", "standalone,fly"], ["no such scenario: fly"]),
         (
-            ["--skip", "boot,standalone,rollback,power-cut,managed,managed-phases,managed-window"],
+            [
+                "--skip",
+                "boot,standalone,rollback,power-cut,managed,managed-phases,managed-window,delta",
+            ],
             ["no scenario left"],
         ),
     ],
