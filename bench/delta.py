@@ -476,7 +476,8 @@ def report(results: list[PairResult], run: dict[str, str]) -> str:
         f" {version(['xdelta3', '-V'])}",
         "",
         "Method: each command in its own process under GNU `/usr/bin/time -v` (wall, CPU = user +",
-        "system, peak RSS); one run each; on this shared machine CPU seconds compare better than wall. Generation = server/build host side. Apply = device side: our delta is",
+        "system, peak RSS); one run each; on this shared machine CPU seconds compare better than",
+        "wall. Generation = server/build host side. Apply = device side: our delta is",
         "`DeltaApplier` fed by the artifact reader (base = OLD image read with pread, output",
         "written to a file and fsynced); a full install is the reader decompressing the full",
         "artifact into a file (fsynced); xdelta3/zstd outputs are fsynced by `sync FILE` inside",
@@ -538,14 +539,18 @@ def report(results: list[PairResult], run: dict[str, str]) -> str:
             ratio_best = ours.size / best if best else float("nan")
             ratio_full = ours.size / zstd_art.size
             rss = ours.apply.rss_mib if ours.apply else float("nan")
-            t_ours = ours.apply.wall if ours.apply else float("nan")
-            t_full = zstd_art.apply.wall if zstd_art.apply else float("nan")
+            t_ours = f"{ours.apply.wall:.1f} s ({ours.apply.cpu:.1f} CPU)" if ours.apply else "—"
+            t_full = (
+                f"{zstd_art.apply.wall:.1f} s ({zstd_art.apply.cpu:.1f} CPU)"
+                if zstd_art.apply
+                else "—"
+            )
             summary.append(
                 f"| {res.pair} | {ours.size:,} | {ratio_best:.2f}x"
                 f" {'ok' if ratio_best <= 1.2 else 'MISSED'} | {ratio_full:.3f}"
                 f" {'ok' if ratio_full < 1 else 'MISSED'} | {ours.size / ref.size:.3f} |"
                 f" {rss:.0f} MiB {'ok' if rss <= RSS_GOAL_MIB else 'MISSED'} |"
-                f" {t_ours:.1f} s vs {t_full:.1f} s |"
+                f" {t_ours} vs {t_full} |"
             )
     return "\n".join(lines + summary) + "\n"
 
