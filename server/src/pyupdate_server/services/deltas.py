@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from pyupdate_artifact.delta.format import DELTA_TYPE
 from pyupdate_server.db.models import Artifact, Device, DeviceDeployment
 
-DELTA_TYPE = "pyupdate-delta"  # pyupdate_artifact.delta.DELTA_TYPE (docs/delta-design)
 CHECKSUM = "rootfs-image.checksum"  # a delta depends on the old image's, provides the new's
 DELIVERIES = ("full", "delta", "fallback")
 

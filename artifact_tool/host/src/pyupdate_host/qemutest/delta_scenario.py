@@ -13,6 +13,8 @@ import shlex
 import time
 from typing import TYPE_CHECKING
 
+from pyupdate_artifact.delta.format import DELTA_TYPE
+
 from . import server as fleet
 from .build_output import Artifact
 from .deltas import CHECKSUM, Deltas
@@ -21,7 +23,6 @@ if TYPE_CHECKING:
     from .scenarios import Context
     from .target import Target
 
-DELTA_TYPE = "pyupdate-delta"  # the payload type the agent lists in update_modules
 # The power is cut once the slot being written has taken this much (/proc/diskstats):
 # after the base check (which reads the running slot first), inside the write.
 CUT_AFTER = 16 << 20
