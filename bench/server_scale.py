@@ -77,8 +77,15 @@ class Target:
     ports: list[int]
     meter: Meter
 
-    def conns(self, n: int) -> list[Conn]:
-        return [Conn(self.ports[i % len(self.ports)]) for i in range(n)]
+    async def conns(self, n: int) -> list[Conn]:
+        """`n` keep-alive connections, opened one after the other as a fleet's arrive: a
+        burst of 32 at once lands on whichever `serve --workers` process wakes first
+        (its event loop accepts all that wait), where devices connecting over time
+        spread across the workers."""
+        conns = [Conn(self.ports[i % len(self.ports)]) for i in range(n)]
+        for conn in conns:
+            await conn.request("GET", "/health")
+        return conns
 
 
 def workers_setting() -> bool:
@@ -222,7 +229,7 @@ async def run_round(
     target: Target, fleet: Fleet, args: argparse.Namespace, artifact: Path
 ) -> dict[str, object]:
     out: dict[str, object] = {}
-    conns = target.conns(args.conns)
+    conns = await target.conns(args.conns)
     devices = [Device(json.loads(identity(i)), k) for i, k in enumerate(fleet.keys)]
 
     async def auth(conn: Conn, d: Device, t: Timings) -> None:
@@ -360,7 +367,7 @@ async def run_e2e(
             if done % 10_000 == 0:
                 log(f"  e2e: {done} devices done, {time.perf_counter() - t0:.0f} s")
 
-    await asyncio.gather(*(worker(c) for c in target.conns(args.conns)))
+    await asyncio.gather(*(worker(c) for c in await target.conns(args.conns)))
     wall = time.perf_counter() - t0
     cpu = target.meter.stop()
     admin.reader = admin.writer = None

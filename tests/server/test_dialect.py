@@ -92,3 +92,63 @@ def test_lost_connections_count_as_unavailable_other_errors_do_not(db, engine):
 
         lost = OperationalError("SELECT 1", {}, psycopg.OperationalError("server closed"))
         assert dialect.is_unavailable(lost)
+
+
+# -- Database.aquick: the polling path's reads (db/quick_async.py on PostgreSQL) ----------
+
+
+def test_quick_binds_become_pyformat_and_casts_and_percent_signs_stay():
+    from pyupdate_server.db.quick_async import to_pyformat
+
+    sql = "SELECT x::text FROM t WHERE a = :a AND b LIKE '5%' AND c = :c_2"
+    assert to_pyformat(sql) == (
+        "SELECT x::text FROM t WHERE a = %(a)s AND b LIKE '5%%' AND c = %(c_2)s"
+    )
+
+
+def test_aquick_reads_the_first_row_or_none_from_any_event_loop(db):
+    """Two asyncio.run calls are two loops (as two test clients are): the PostgreSQL
+    pool starts over on the second instead of failing on the first loop's objects."""
+    import asyncio
+
+    sql = "SELECT version_num FROM alembic_version WHERE version_num <> :none"
+    for _ in range(2):
+        row = asyncio.run(db.aquick(sql, {"none": "x"}))
+        assert row is not None and isinstance(row[0], str)
+        assert asyncio.run(db.aquick(sql + " AND 1 = :zero", {"none": "x", "zero": 0})) is None
+
+
+def test_aquick_opens_a_new_connection_when_the_database_dropped_its_own(pg_database):
+    """A PostgreSQL restart closes the pooled connections: the next read retries once on
+    a new one instead of failing a device's poll."""
+    import asyncio
+
+    db = Database(pg_database)
+
+    async def read_drop_read() -> tuple:
+        assert await db.aquick("SELECT 1 WHERE 1 = :one", {"one": 1}) == (1,)
+        with db.engine.connect() as conn:
+            ended = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'pyupdate-server' AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            ).scalar()
+        assert ended >= 1
+        return await db.aquick("SELECT 2 WHERE 1 = :one", {"one": 1})
+
+    try:
+        assert asyncio.run(read_drop_read()) == (2,)
+    finally:
+        db.dispose()
+
+
+def test_aquick_of_an_unreachable_database_is_unavailable_not_a_bug():
+    import asyncio
+
+    unreachable = Database("postgresql://u:p@127.0.0.1:9/nothing")
+    try:
+        with pytest.raises(Exception) as caught:
+            asyncio.run(unreachable.aquick("SELECT 1", {}))
+        assert dialect.is_unavailable(caught.value), repr(caught.value)
+    finally:
+        unreachable.dispose()

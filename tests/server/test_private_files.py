@@ -25,7 +25,7 @@ def test_data_dir_database_wal_and_key_are_private(tmp_path, admin, client):
         upload(client, admin, write_test_artifact(tmp_path / "a.mender", "p-1")).status_code == 201
     )
     assert _mode(data) == 0o700
-    for name in ("server.db", "server.db-wal", "server.db-shm"):
+    for name in ("server.db", "server.db-wal", "server.db-shm", "server.db-writers"):
         assert (data / name).exists(), name
         assert _mode(data / name) == 0o600, name
     for name in ("artifacts", "tmp"):

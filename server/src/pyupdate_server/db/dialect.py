@@ -25,6 +25,7 @@ POSTGRESQL = "postgresql"
 MIGRATION_LOCK = 0x70797570  # "pyup"
 CONNECT_TIMEOUT = 5  # seconds: past this an unreachable database is reported, not waited on
 SESSION_POOL = 24  # PostgreSQL connections for sessions (reads and writes), per process
+APPLICATION_NAME = "pyupdate-server"  # what pg_stat_activity shows for our connections
 
 
 def parse_url(url: str) -> URL:
@@ -72,7 +73,7 @@ def engine_options(url: URL) -> dict[str, object]:
             "pip install 'pyupdate-server[postgresql]'"
         ) from None
     return {
-        "connect_args": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "pyupdate-server"},
+        "connect_args": {"connect_timeout": CONNECT_TIMEOUT, "application_name": APPLICATION_NAME},
         # the same 24 at most as 8 + 16 overflow, but kept open: a connection returned
         # above pool_size is closed, and under 32 concurrent hand-outs a new one was opened
         # for most transactions (a PostgreSQL fork, and psycopg's connect in the server:
@@ -86,25 +87,13 @@ def engine_options(url: URL) -> dict[str, object]:
     }
 
 
-# The polling path's own pool (Database.quick): one SELECT per device check. Never above
-# its size (no overflow), so no connection is opened and closed per request: a new one
-# costs PostgreSQL a fork and a few ms of CPU, and at 8+16 a busy server opened one every
-# third check (bench/results/server-scale-2026-12-07.md). A process holds at most
+# The polling path's own pool (Database.aquick, db/quick_async.py): psycopg connections
+# on the event loop, one SELECT per read. Never above its size, so no connection is
+# opened and closed per request: a new one costs PostgreSQL a fork and a few ms of CPU,
+# and at 8+16 a busy server opened one every third check
+# (bench/results/server-scale-2026-12-07.md). A process holds at most
 # SESSION_POOL + QUICK_POOL connections: docs/scale-out.md sizes max_connections from it.
 QUICK_POOL = 16
-
-
-def quick_engine_options(url: URL) -> dict[str, object]:
-    """PostgreSQL's engine for Database.quick: autocommit (no BEGIN and ROLLBACK around
-    one SELECT), a fixed pool, and no pre-ping (a dropped connection fails once and
-    Database.quick retries it on a fresh one)."""
-    return {
-        **engine_options(url),
-        "isolation_level": "AUTOCOMMIT",
-        "pool_size": QUICK_POOL,
-        "max_overflow": 0,
-        "pool_pre_ping": False,
-    }
 
 
 def serializes_writers(session: Session) -> bool:

@@ -11,6 +11,8 @@ with any number of server processes (docs/management-api.md, "PostgreSQL").
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,12 +20,12 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-from sqlalchemy import Engine, TextClause, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pyupdate_server.db import dialect
+from pyupdate_server.db.quick_async import AsyncQuickPool, conninfo
 from pyupdate_server.errors import DatabaseUnavailable
 
 
@@ -45,46 +47,35 @@ class Database:
         self._write_lock: threading.Lock | nullcontext[None] = (
             threading.Lock() if self.is_sqlite else nullcontext()
         )
+        path = sqlite_path(url) if self.is_sqlite else None
+        self._process_lock: WriterQueue | nullcontext[None] = (
+            WriterQueue(path.with_name(path.name + "-writers"))
+            if path is not None and path.name != ":memory:"
+            else nullcontext()
+        )
         self._local = threading.local()
         self._raw: list[sqlite3.Connection] = []
         self._raw_lock = threading.Lock()
-        self._texts: dict[str, TextClause] = {}
-        self._quick_engine: Engine | None = None
+        self._quick_pool: AsyncQuickPool | None = None
         if not self.is_sqlite:
-            self._quick_engine = create_engine(parsed, **dialect.quick_engine_options(parsed))
-
-    def _quick_first(self, stmt: TextClause, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        assert self._quick_engine is not None
-        with self._quick_engine.connect() as conn:
-            row = conn.execute(stmt, params).first()
-            return tuple(row) if row is not None else None
+            self._quick_pool = AsyncQuickPool(
+                conninfo(parsed, dialect.CONNECT_TIMEOUT, dialect.APPLICATION_NAME),
+                dialect.QUICK_POOL,
+            )
 
     @property
     def safe_url(self) -> str:
         return dialect.safe_url(self.url)
 
     def quick(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """First row of one read-only statement, for the polling path.
+        """First row of one read-only statement on SQLite, for the polling path.
 
-        On SQLite this skips the session, the pool and BEGIN: one statement in
-        autocommit mode already reads a consistent WAL snapshot, at a tenth of
-        the cost. Write portable SQL with `:name` placeholders (both sqlite3 and
-        SQLAlchemy's text() take them).
+        This skips the session, the pool and BEGIN: one statement in autocommit mode
+        already reads a consistent WAL snapshot, at a tenth of the cost. Write portable
+        SQL with `:name` placeholders (PostgreSQL's aquick takes them too).
         """
-        path = sqlite_path(self.url) if self.is_sqlite else None
-        if path is None:
-            stmt = self._texts.get(sql)
-            if stmt is None:
-                stmt = self._texts[sql] = text(sql)
-            assert self._quick_engine is not None
-            try:
-                return self._quick_first(stmt, params)
-            except DBAPIError as exc:
-                # no pre-ping on this pool: a connection the database dropped (a restart)
-                # fails once, the pool discards it, and the retry opens a new one
-                if not exc.connection_invalidated:
-                    raise
-                return self._quick_first(stmt, params)
+        path = sqlite_path(self.url)
+        assert path is not None, "quick is SQLite's; PostgreSQL's polling reads are aquick"
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -97,11 +88,11 @@ class Database:
 
     async def aquick(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """`quick` for async handlers: in place on SQLite (a local file read costs less
-        than the hop to a thread), in a worker thread on a networked database so a slow
-        or lost server never holds the event loop."""
-        if self.is_sqlite:
+        than the hop to a thread), on PostgreSQL one round trip on the event loop
+        (db/quick_async.py), which waits on the socket and never holds the loop."""
+        if self._quick_pool is None:
             return self.quick(sql, params)
-        return await anyio.to_thread.run_sync(self.quick, sql, params)
+        return await self._quick_pool.first(sql, params)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -112,11 +103,13 @@ class Database:
     def write(self) -> Iterator[Session]:
         """One transaction that commits on success and rolls back on any error.
 
-        On SQLite, writers of this process queue on a lock first: SQLite's own busy
-        handler sleeps in growing steps (up to 100 ms), which under contention turns
-        a 1 ms transaction into a long tail.
+        On SQLite, writers queue first, those of this process on a lock and those of
+        every process (serve --workers N) on a file lock: SQLite's own busy handler
+        sleeps in growing steps (up to 100 ms), which under contention turns a 1 ms
+        transaction into a long tail, and left two processes handing out deployments
+        no faster than one (bench/results/server-scale-2026-12-08.md).
         """
-        with self._write_lock, self._writer() as session, session.begin():
+        with self._write_lock, self._process_lock, self._writer() as session, session.begin():
             yield session
 
     def migrate(self) -> None:
@@ -136,13 +129,15 @@ class Database:
             conn.exec_driver_sql("SELECT 1")
 
     def dispose(self) -> None:
+        if isinstance(self._process_lock, WriterQueue):
+            self._process_lock.close()
         with self._raw_lock:
             for conn in self._raw:
                 conn.close()
             self._raw.clear()
         self._local = threading.local()
-        if self._quick_engine is not None:
-            self._quick_engine.dispose()
+        if self._quick_pool is not None:
+            self._quick_pool.close()
         self.engine.dispose()
 
 
@@ -162,6 +157,36 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         immediate = conn.get_execution_options().get("immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class WriterQueue:
+    """An exclusive flock on `<database>-writers`, held around each write transaction:
+    the kernel wakes the next process's writer the moment it is released, where SQLite's
+    busy handler would sleep. Only a queue: SQLite's own lock still guards the data (a
+    writer that does not take this, such as the sqlite3 shell, is merely slower).
+
+    Opened per process (a descriptor inherited across fork would be one lock shared by
+    parent and workers, excluding nothing); used under the process's thread lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
 
 
 def sqlite_path(url: str) -> Path | None:

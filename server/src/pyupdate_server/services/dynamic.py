@@ -32,16 +32,6 @@ from pyupdate_server.services import filters, schedule
 OPEN = ("pending", "inprogress")
 
 
-async def any_open(db: Database) -> bool:
-    """Cheap read for the polling path: is there a dynamic deployment still open?"""
-    found = await db.aquick(
-        "SELECT 1 FROM deployments WHERE dynamic = :t AND status IN ('pending', 'inprogress')"
-        " AND aborted = :f LIMIT 1",
-        {"t": True, "f": False},
-    )
-    return found is not None
-
-
 def candidates(
     session: Session, device_id: str, now: dt.datetime | None = None
 ) -> list[Deployment]:

@@ -137,13 +137,26 @@ def _fallback_of(
     return choice.full if choice is not None else None
 
 
-async def has_open(db: Database, device_id: str) -> bool:
-    """Cheap read for the common case: nothing targets this device, so no decision to make."""
-    found = await db.aquick(
-        "SELECT 1 FROM device_deployments WHERE device_id = :d AND final = false LIMIT 1",
-        {"d": device_id},
-    )
-    return found is not None
+@dataclass(frozen=True, slots=True)
+class PollHint:
+    """What a poll needs to know before it decides anything (one read, no lock)."""
+
+    open_row: bool  # a deployment targets the device and has not ended for it
+    dynamic_open: bool  # some dynamic deployment is open: the device may join it
+
+
+# one round trip for what the fleet's steady state asks on every poll (was two)
+_POLL_HINT_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM device_deployments WHERE device_id = :d AND final = :f),"
+    " EXISTS (SELECT 1 FROM deployments WHERE dynamic = :t"
+    f" AND status IN ({', '.join(repr(s) for s in dynamic.OPEN)}) AND aborted = :f)"
+)
+
+
+async def poll_hint(db: Database, device_id: str) -> PollHint:
+    row = await db.aquick(_POLL_HINT_SQL, {"d": device_id, "t": True, "f": False})
+    assert row is not None  # a SELECT without FROM has its one row
+    return PollHint(open_row=bool(row[0]), dynamic_open=bool(row[1]))
 
 
 def next_for_device(

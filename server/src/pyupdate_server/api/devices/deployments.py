@@ -90,10 +90,10 @@ async def _next(
     if not isinstance(provides.get("artifact_name"), str):
         raise BadRequest("artifact_name is required")
     # the fleet's steady state: nothing targets the device; answer from a read, on the loop
-    if not await rollout.has_open(state.db, device_id) and not (
+    hint = await rollout.poll_hint(state.db, device_id)
+    if not hint.open_row and not (
         # an open dynamic group's membership: the device's own row, in a worker thread
-        await dynamic.any_open(state.db)
-        and await run_in_threadpool(dynamic.may_join, state.db, device_id)
+        hint.dynamic_open and await run_in_threadpool(dynamic.may_join, state.db, device_id)
     ):
         return Response(status_code=204)
     base = str(request.base_url)
@@ -105,21 +105,24 @@ def _decide(
 ) -> Response:
     with state.db.write() as session:
         assignment = rollout.next_for_device(session, device_id, device_type, provides)
-        if assignment is None:
-            return Response(status_code=204)
-        dep, artifact = assignment.deployment, assignment.artifact
-        window = schedule.window_of(dep)
-        body = DeploymentInstructions(
-            id=dep.id,
-            artifact=ArtifactRef(
-                id=artifact.id,
-                artifact_name=artifact.name,
-                source=_source(state, artifact.id, artifact.blob, base),
-                device_types_compatible=list(artifact.device_types),
-                pyupdate_full_source=_full_source(state, dep.id, device_id, assignment, base),
-            ),
-            install_window=InstallWindow(start=window.start, end=window.end) if window else None,
-        )
+    # the answer is built after the commit: links and JSON add nothing to the time the
+    # transaction holds its locks (on SQLite the database's one write lock), and a
+    # commit that failed is never announced to the device
+    if assignment is None:
+        return Response(status_code=204)
+    dep, artifact = assignment.deployment, assignment.artifact
+    window = schedule.window_of(dep)
+    body = DeploymentInstructions(
+        id=dep.id,
+        artifact=ArtifactRef(
+            id=artifact.id,
+            artifact_name=artifact.name,
+            source=_source(state, artifact.id, artifact.blob, base),
+            device_types_compatible=list(artifact.device_types),
+            pyupdate_full_source=_full_source(state, dep.id, device_id, assignment, base),
+        ),
+        install_window=InstallWindow(start=window.start, end=window.end) if window else None,
+    )
     # without a window the answer is Mender's, byte for byte: no null member
     return JSONResponse(body.model_dump(exclude_none=True))
 
