@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pyupdate_agent.store import Store
-from pyupdate_testing.fake_device_api import LocalHTTP
+from pyupdate_testing.fake_device_api import LocalHTTP, cut_every_answer
 from pyupdate_testing.host_device import PART_A, PART_B, HostDevice, sha256
 
 pytestmark = pytest.mark.uboot
@@ -186,26 +186,10 @@ def test_show_commands_start_without_the_installers_tls_or_crypto(host):
 # -- install URL: the daemon's download (download.py), its resumes and its limits ---------
 
 
-def _cut_every_answer(blob: bytes, cut: int, *, resumes_too: bool):
-    """200 with the whole Content-Length but `cut` bytes, then a close; a Range request
-    gets an honest 206, or (`resumes_too`) `cut` more bytes and a close again."""
-
-    def handle(h, seen) -> None:
-        rng = seen.headers.get("range")
-        start = 0 if rng is None else int(rng.removeprefix("bytes=").rstrip("-"))
-        body = blob[start : start + cut] if rng is None or resumes_too else blob[start:]
-        headers = {"Content-Length": str(len(blob) - start)}
-        if rng is not None:
-            headers["Content-Range"] = f"bytes {start}-{len(blob) - 1}/{len(blob)}"
-        h.reply(206 if rng else 200, body, headers)
-
-    return handle
-
-
 def test_url_install_resumes_a_cut_stream_and_completes(host, rootfs_artifact):
     blob = rootfs_artifact("release-1", size=4 << 20).read_bytes()
     cut = len(blob) // 2
-    with LocalHTTP(_cut_every_answer(blob, cut, resumes_too=False)) as server:
+    with LocalHTTP(cut_every_answer(blob, cut, resumes_too=False)) as server:
         assert host.cli("install", f"{server.url}/release-1.mender") == 0
         ranges = [s.headers.get("range") for s in server.seen]
     assert ranges == [None, f"bytes={cut}-"]  # only the missing bytes crossed again
@@ -220,7 +204,7 @@ def test_url_install_resumes_within_the_daemons_limits(host, rootfs_artifact, ca
     host.write_config(DownloadMaxResumes=1)
     env_before = host.env()
     blob = rootfs_artifact("release-1").read_bytes()
-    with LocalHTTP(_cut_every_answer(blob, len(blob) // 4, resumes_too=True)) as server:
+    with LocalHTTP(cut_every_answer(blob, len(blob) // 4, resumes_too=True)) as server:
         rc = host.cli("install", f"{server.url}/release-1.mender")
         requests = len(server.seen)
     lines = capsys.readouterr().err.splitlines()

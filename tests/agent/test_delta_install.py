@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pyupdate_agent.store import Store
+from pyupdate_testing.fake_device_api import LocalHTTP, cut_every_answer
 from pyupdate_testing.host_device import DEVICE_TYPE, PART_A, PART_B, HostDevice
 
 pytestmark = pytest.mark.uboot
@@ -93,6 +94,23 @@ def test_delta_download_only_then_resume(host, delta_set):
     new = delta_set.new_image.read_bytes()
     assert host.slot_a.read_bytes()[: len(new)] == new
     assert host.cli("install", "--resume") == 0
+    assert host.boot() == PART_A
+    assert host.cli("commit") == 0
+    assert provides(host)["rootfs-image.checksum"] == delta_set.new_sha()
+
+
+def test_delta_url_install_resumes_a_cut_download_where_it_stopped(host, delta_set):
+    """The connection drops halfway through the delta: the agent asks for the rest with
+    Range and the applier goes on from the same place, with nothing fetched twice."""
+    run_old(host, delta_set)
+    blob = delta_set.delta.read_bytes()
+    cut = _delta_offset(blob) + (len(blob) - _delta_offset(blob)) // 2  # inside the payload
+    with LocalHTTP(cut_every_answer(blob, cut, resumes_too=False)) as server:
+        assert host.cli("install", f"{server.url}/release-2.mender") == 0
+        ranges = [s.headers.get("range") for s in server.seen]
+    assert ranges == [None, f"bytes={cut}-"]
+    new = delta_set.new_image.read_bytes()
+    assert host.slot_a.read_bytes()[: len(new)] == new
     assert host.boot() == PART_A
     assert host.cli("commit") == 0
     assert provides(host)["rootfs-image.checksum"] == delta_set.new_sha()

@@ -132,6 +132,27 @@ def test_artifacts_are_signed_and_readable(built):
     assert boot.payloads[0].type is None
 
 
+def test_data_partition_holds_the_bootstrap_with_the_first_slots_checksum(built, tmp_path):
+    """The agent's first start records these provides (agent/bootstrap.py): a delta can
+    be the device's first update."""
+    import hashlib
+
+    out, _ = built
+    data = tmp_path / "data.ext4"
+    run("dd", f"if={out / 'disk.img'}", f"of={data}", "bs=1M", "skip=49", "count=8")
+    boot = tmp_path / "bootstrap.mender"
+    run("debugfs", "-R", f"dump /pyupdate/bootstrap.mender {boot}", data)
+    assert boot.read_bytes() == (out / "release-1-bootstrap.mender").read_bytes()
+    header = read_artifact(boot)
+    slot_a = hashlib.sha256((out / "rootfs.ext4").read_bytes()).hexdigest()
+    assert header.type_provides == {
+        "rootfs-image.version": "release-1",
+        "rootfs-image.checksum": slot_a,
+    }
+    mode = run("debugfs", "-R", "stat /pyupdate", data)
+    assert "Mode:  0700" in mode, mode
+
+
 def test_output_dir_has_only_products(built):
     out, _ = built
     assert not [p for p in os.listdir(out) if p.startswith(".")]

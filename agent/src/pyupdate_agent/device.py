@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bootenv import BootEnv, open_bootenv
+from .bootstrap import take_bootstrap
 from .config import Config
 from .errors import UpdateError
 from .payloads.base import Installer
@@ -30,7 +31,11 @@ class Device:
     module_kill_grace: float = 60
 
     def store(self, create: bool = True) -> Store | None:
-        return Store.open(self.data_dir, create=create)
+        """The store; a new one starts with the build's bootstrap artifact (bootstrap.py)."""
+        store = Store.open(self.data_dir, create=create)
+        if store is not None and create:
+            take_bootstrap(store, self.data_dir, self.config)
+        return store
 
     def bootenv(self) -> BootEnv:
         return open_bootenv(self.config)

@@ -370,6 +370,20 @@ class Store:
             stmts.append(_machine_upsert(replace(record, update=None)))
         self._tx(stmts)
 
+    def record_first_provides(self, provides: dict[str, str]) -> bool:
+        """The device's first provides (bootstrap.py), only while it has none: False
+        when another process recorded some first."""
+        before = self._db.total_changes
+        self._tx(
+            [
+                (
+                    "INSERT OR IGNORE INTO current (id, provides) VALUES (1, ?)",
+                    (json.dumps(provides, sort_keys=True),),
+                )
+            ]
+        )
+        return self._db.total_changes > before
+
     def record_failure(self, update_id: str, artifact_name: str, message: str) -> None:
         """A failure before the update was recorded in flight (bad artifact, depends...)."""
         self._tx(

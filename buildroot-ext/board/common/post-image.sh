@@ -106,6 +106,16 @@ trap 'rm -rf "$tmp"' EXIT
 # pyupdate/ (the agent's data dir, /var/lib/pyupdate -> /data/pyupdate).
 mkdir -p "$tmp/root/data/pyupdate"
 chmod 0700 "$tmp/root/data/pyupdate"
+# The bootstrap artifact: the agent's first start records its provides, the slot
+# image's checksum among them, so a delta can be the device's first update.
+set -- write bootstrap-artifact -n "$name" -t "$device_type" \
+	-p "rootfs-image.version:$name" \
+	-p "rootfs-image.checksum:$(sha256sum "$out/rootfs.ext4" | cut -d' ' -f1)" \
+	-o "$tmp/root/data/pyupdate/bootstrap.mender" --quiet
+if [ -n "$key" ]; then
+	set -- "$@" -k "$key"
+fi
+pyupdate-artifact "$@"
 rm -f "$BINARIES_DIR/disk.img"
 genimage --rootpath "$tmp/root" --tmppath "$tmp/genimage" --inputpath "$out" \
 	--outputpath "$out" --config "$genimage_cfg" 2> "$tmp/genimage.log" || {

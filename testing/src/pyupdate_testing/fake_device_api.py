@@ -102,6 +102,22 @@ class LocalHTTP:
         self.close()
 
 
+def cut_every_answer(blob: bytes, cut: int, *, resumes_too: bool) -> Handler:
+    """200 with the whole Content-Length but `cut` bytes, then a close; a Range request
+    gets an honest 206, or (`resumes_too`) `cut` more bytes and a close again."""
+
+    def handle(h: _LocalHandler, seen: Seen) -> None:
+        rng = seen.headers.get("range")
+        start = 0 if rng is None else int(rng.removeprefix("bytes=").rstrip("-"))
+        body = blob[start : start + cut] if rng is None or resumes_too else blob[start:]
+        headers = {"Content-Length": str(len(blob) - start)}
+        if rng is not None:
+            headers["Content-Range"] = f"bytes {start}-{len(blob) - 1}/{len(blob)}"
+        h.reply(206 if rng else 200, body, headers)
+
+    return handle
+
+
 def fake_token(lifetime: float = 3600) -> str:
     """A JWT-shaped token with an `exp` claim (the agent reads only `exp`)."""
 

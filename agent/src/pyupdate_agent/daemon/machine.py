@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .. import __version__, window
 from ..backoff import backoff, jitter
+from ..bootstrap import take_bootstrap
 from ..config import Config, read_device_type
 from ..core.errors import Aborted
 from ..core.record import Deployment, Record
@@ -79,6 +80,7 @@ class Daemon:
         self.reporter = Reporter(self.session, settings.retry_poll, settings.jitter)
         store = Store.open(data_dir, create=True)
         assert store is not None
+        take_bootstrap(store, data_dir, config)
         self.store = store
         scripts = ScriptRunner(
             [Path(d) for d in config.scripts_dirs],

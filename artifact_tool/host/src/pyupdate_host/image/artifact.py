@@ -7,12 +7,13 @@ provide, clears list), so Mender clients and servers read them unchanged.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pyupdate_artifact import compression
 from pyupdate_artifact import errors as artifact_errors
 
-from ..defaults import rootfs_payload
+from ..defaults import ROOTFS, rootfs_payload
 from ..sign import load_signer
 from ..writer import ArtifactSpec, PayloadSpec, write_artifact
 from .errors import ImageError, InputError
@@ -30,10 +31,24 @@ def write_rootfs_artifact(
     _write(out, name, device_type, rootfs_payload(image, name), key, scripts)
 
 
-def write_bootstrap_artifact(out: Path, name: str, device_type: str, key: Path | None) -> None:
-    """Empty payload; installing it records `name` as the current artifact (Mender's bootstrap)."""
-    payload = PayloadSpec(type=None, provides={"rootfs-image.version": name})
-    _write(out, name, device_type, payload, key)
+def write_bootstrap_artifact(
+    out: Path, name: str, device_type: str, key: Path | None, image: Path | None = None
+) -> None:
+    """Empty payload; installing it records `name` as the current artifact (Mender's
+    bootstrap), and with `image` (the slot image the disk boots first) its
+    `rootfs-image.checksum`, so the device can take a delta as its first update."""
+    provides = {f"{ROOTFS}.version": name}
+    if image is not None:
+        provides[f"{ROOTFS}.checksum"] = _sha256(image)
+    _write(out, name, device_type, PayloadSpec(type=None, provides=provides), key)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _write(

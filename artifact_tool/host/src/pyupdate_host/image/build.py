@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +54,17 @@ def check_inputs(spec: BuildSpec) -> None:
         raise InputError(f"{spec.key}: signing key not found")
 
 
+# Where the agent's data dir (/var/lib/pyupdate -> /data/pyupdate) is on the data
+# partition, and the bootstrap artifact in it (the agent's bootstrap.py)
+AGENT_DATA = "pyupdate"
+BOOTSTRAP_NAME = "bootstrap.mender"
+
+
 def products(spec: BuildSpec) -> list[str]:
     names = ["boot.cmd", "boot.scr", "uboot.env", "uboot-redund.env", "fw_env.config"]
-    names += ["rootfs.ext4", "disk.img"]
+    names += ["rootfs.ext4", f"{spec.name}-bootstrap.mender", "disk.img"]
     if spec.artifacts:
-        names += [f"{spec.name}.mender", f"{spec.name}-bootstrap.mender"]
+        names += [f"{spec.name}.mender"]
     return [*names, "manifest.sha256"]
 
 
@@ -89,8 +96,29 @@ def build(spec: BuildSpec) -> tuple[list[Path], list[StepTiming]]:
         files = [d / "boot.scr", *(d / f for f in env_files)]
         bootpart.make_boot_partition(board, d / "boot.vfat", files)
 
+    def bootstrap(d: Path) -> None:
+        artifact.write_bootstrap_artifact(
+            d / f"{spec.name}-bootstrap.mender",
+            spec.name,
+            board.device_type,
+            spec.key,
+            image=d / "rootfs.ext4",
+        )
+
     def data_partition(d: Path) -> None:
-        bootpart.make_data_partition(board, d / "data.ext4", spec.data_dir)
+        # the given content, and the bootstrap artifact in the agent's data dir: the
+        # device's first start learns its image's checksum (deltas from the first update)
+        content = d / "data-content"
+        shutil.rmtree(content, ignore_errors=True)
+        if spec.data_dir is not None:
+            shutil.copytree(spec.data_dir, content, symlinks=True)
+        agent = content / AGENT_DATA
+        agent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(d / f"{spec.name}-bootstrap.mender", agent / BOOTSTRAP_NAME)
+        try:
+            bootpart.make_data_partition(board, d / "data.ext4", content)
+        finally:
+            shutil.rmtree(content, ignore_errors=True)
 
     def whole_disk(d: Path) -> None:
         images = {
@@ -105,9 +133,6 @@ def build(spec: BuildSpec) -> tuple[list[Path], list[StepTiming]]:
         artifact.write_rootfs_artifact(
             d / "rootfs.ext4", d / f"{spec.name}.mender", spec.name, board.device_type, spec.key
         )
-        artifact.write_bootstrap_artifact(
-            d / f"{spec.name}-bootstrap.mender", spec.name, board.device_type, spec.key
-        )
 
     def sha256(d: Path) -> None:
         names = [n for n in products(spec) if n != "manifest.sha256"]
@@ -119,6 +144,7 @@ def build(spec: BuildSpec) -> tuple[list[Path], list[StepTiming]]:
         Step("rootfs-a", rootfs_a),
         Step("rootfs-b", rootfs_b),
         Step("boot-partition", boot_partition),
+        Step("bootstrap", bootstrap),
         Step("data-partition", data_partition),
         Step("disk", whole_disk),
     ]
