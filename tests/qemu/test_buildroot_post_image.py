@@ -65,6 +65,9 @@ def test_post_image_disk_boots_slot_a(qemu_session: Session, tmp_path: Path) -> 
         shell = strategy.shell
         assert shell.check("findmnt -n -o SOURCE /").strip() == board.linux_partition(2)
         assert shell.check("pyupdate show-artifact").strip() == "br-1"
+        # the bootstrap artifact waits in the agent's data dir for its first start
+        bootstrap = "/var/lib/pyupdate/bootstrap.mender"
+        assert shell.check(f"test -s {bootstrap} && echo there").strip() == "there"
         assert "mender_boot_part=2" in shell.check("fw_printenv mender_boot_part")
     finally:
         power.off()

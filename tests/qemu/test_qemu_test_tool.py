@@ -102,8 +102,9 @@ def test_a_vetoed_release_pauses_its_phased_rollout(qemu_session: Session, tmp_p
 
 def test_a_read_only_device_updates_by_delta(qemu_session: Session, tmp_path: Path):
     """The delta scenario on release 1's disk with a read-only root (the other scenarios'
-    disk mounts it rw, which rewrites the slot): release 1 in full, a power cut during a
-    delta's write, the delta to release-2, and one to the broken release, which the
+    disk mounts it rw, which rewrites the slot): the disk's bootstrap artifact names slot
+    A's checksum, so the first update is a delta (no full install first); a power cut
+    during its write, the delta to release-2, and one to the broken release, which the
     server hands out and which rolls back."""
     if not images.inputs.has_systemd(images.inputs.BOARD_ARCH[BOARD]):
         pytest.skip(f"{BOARD}: the tiny rootfs has no Python for the managed daemon")
@@ -123,9 +124,12 @@ def test_a_read_only_device_updates_by_delta(qemu_session: Session, tmp_path: Pa
     assert list(cases) == ["delta"]
     steps = "\n".join(cases["delta"]["system-out"])
     assert "the server sent the delta" in steps, steps
+    assert "bootstrap artifact names slot A's checksum" in steps, steps
+    assert "in full" not in steps, steps
     log = (tmp_path / "logs" / "delta.log").read_text(errors="replace")
-    # the update by delta committed on A, then the delta to the broken release rolled back
-    assert log.index("AB: trial boot of part 2") < log.rindex("ROLLBACK from part 3")
+    # the first update, by delta, committed on B; then the delta to the broken release
+    # (into A) rolled back
+    assert log.index("AB: trial boot of part 3") < log.rindex("ROLLBACK from part 2")
     disk.unlink()
 
 

@@ -74,10 +74,10 @@ class Database:
         already reads a consistent WAL snapshot, at a tenth of the cost. Write portable
         SQL with `:name` placeholders (PostgreSQL's aquick takes them too).
         """
-        path = sqlite_path(self.url)
-        assert path is not None, "quick is SQLite's; PostgreSQL's polling reads are aquick"
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            path = sqlite_path(self.url)
+            assert path is not None, "quick is SQLite's; PostgreSQL's polling reads are aquick"
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn

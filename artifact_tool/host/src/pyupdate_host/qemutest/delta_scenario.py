@@ -1,10 +1,13 @@
 """The delta scenario: a device whose root stays bit-identical to its image takes binary
 deltas (`pyupdate-artifact delta`), standalone and from a throw-away server.
 
-One device, six boots: release 1 installed in full (a device learns its image's
-checksum only from an artifact it installed), a power cut while a delta is
-written, the delta to the update, then a delta to a release that never boots,
-handed out by the server, which rolls back. The artifacts: deltas.py.
+One device, four or six boots: its first update is a delta when the disk's data
+partition holds the build's bootstrap artifact naming slot A's checksum
+(`pyupdate-image build` and buildroot-ext write one; agent/bootstrap.py), else
+release 1 is installed in full first (a device learns its image's checksum from an
+artifact it installed); then a power cut while a delta is written, the delta to the
+update, then a delta to a release that never boots, handed out by the server, which
+rolls back. The artifacts: deltas.py.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 CUT_AFTER = 16 << 20
 INSTALL_LOG = "/run/pyupdate-qemu-test-install.log"
 INSTALL_RC = "/run/pyupdate-qemu-test-install.rc"
+BOOTSTRAP = "/var/lib/pyupdate/bootstrap.mender"  # the agent's default data dir
+PART = {"A": 2, "B": 3}
+OTHER = {"A": "B", "B": "A"}
 READ_ONLY = (
     "a delta applies only to a slot bit-identical to the image it was made from: mount the "
     "root read-only (`ro`) without loading an ext4 journal (`rootflags=noload`, or an ext4 "
@@ -59,7 +65,7 @@ def _ended(t: Target, rc: str) -> str:
 def cut_during_write(t: Target, delta: Artifact, to_slot: str, timeout: float) -> bool:
     """`pyupdate install` of `delta` in the background, the power cut once the slot it
     writes has taken CUT_AFTER bytes; False when the install finished first (a fast host)."""
-    part = t.board.linux_partition({"A": 2, "B": 3}[to_slot]).rsplit("/", 1)[-1]
+    part = t.board.linux_partition(PART[to_slot]).rsplit("/", 1)[-1]
     written = f"awk '$3 == \"{part}\" {{print $10}}' /proc/diskstats"  # 512-byte sectors
     start = int(t.sh(written))
     install = (
@@ -86,8 +92,9 @@ def delta(ctx: Context) -> None:
     commits, and one to a release that never boots, handed out by a throw-away server,
     that rolls back.
 
-    The device must keep its root read-only; release 1 is installed in full first
-    (the disk's slot A as an artifact), so the agent knows its image's checksum."""
+    The device must keep its root read-only. Without the build's bootstrap artifact
+    on the data partition, release 1 (the disk's slot A as an artifact) is installed in
+    full first, so the agent knows its image's checksum."""
     from . import scenarios  # its shared steps; its table imports this module
 
     scenarios._with_server(ctx, _delta)
@@ -99,25 +106,34 @@ def _delta(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
     deltas, update = ctx.deltas(), ctx.output.update
     s._fresh(t)
     expect_read_only_root(t)
-    ctx.step(f"installing {deltas.base.name} in full: the agent learns its image's checksum")
-    s.install(t, deltas.base, "B")
-    t.await_shell()
-    s.expect_slot(t, "B", trial=True)
-    s.commit(t, deltas.base)
-    expect_checksum(t, deltas.base, deltas)
+    if t.sh(f"test -e {BOOTSTRAP} && echo yes || true").strip() == "yes":
+        ctx.step(
+            "the disk's bootstrap artifact names slot A's checksum: the first update is a delta"
+        )
+        runs = "A"
+    else:
+        ctx.step(f"installing {deltas.base.name} in full: the agent learns its image's checksum")
+        s.install(t, deltas.base, "B")
+        t.await_shell()
+        s.expect_slot(t, "B", trial=True)
+        s.commit(t, deltas.base)
+        expect_checksum(t, deltas.base, deltas)
+        runs = "B"
+    new = OTHER[runs]
 
-    ctx.step(f"power cut while the delta to {update.name} is written into slot A")
-    if cut_during_write(t, deltas.to_update, "A", s.INSTALL_TIMEOUT):
+    ctx.step(f"power cut while the delta to {update.name} is written into slot {new}")
+    if cut_during_write(t, deltas.to_update, new, s.INSTALL_TIMEOUT):
         t.power_on_to_shell()
-        s.expect_slot(t, "B")
+        s.expect_slot(t, runs)
         assert t.artifact() == deltas.base.name, f"after the cut the device runs {t.artifact()}"
-        ctx.step("slot B after the cut; installing the delta again")
-        s.install(t, deltas.to_update, "A")
+        expect_checksum(t, deltas.base, deltas)  # from the bootstrap, or the full install
+        ctx.step(f"slot {runs} after the cut; installing the delta again")
+        s.install(t, deltas.to_update, new)
         t.await_shell()
     else:
         t.power_on_to_shell()
-        ctx.step("the delta's install had finished before the cut: A on trial")
-    s.expect_slot(t, "A", trial=True)
+        ctx.step(f"the delta's install had finished before the cut: {new} on trial")
+    s.expect_slot(t, new, trial=True)
     s.commit(t, update)
     expect_checksum(t, update, deltas)
 
@@ -128,8 +144,8 @@ def _delta(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
         120,
     )
     mgmt.upload(deltas.to_broken.path)  # beside the full one _deploy uploads
-    deployment = s._deploy(ctx, t, mgmt, device_id, ctx.broken(), "B")
-    t.expect("AB: bootlimit exceeded, ROLLBACK from part 3", s.ROLLBACK_TIMEOUT)
+    deployment = s._deploy(ctx, t, mgmt, device_id, ctx.broken(), runs)
+    t.expect(f"AB: bootlimit exceeded, ROLLBACK from part {PART[runs]}", s.ROLLBACK_TIMEOUT)
     t.await_shell()
     s._start_daemon(t)
     status = s._final(mgmt, deployment, device_id)
@@ -138,5 +154,3 @@ def _delta(ctx: Context, t: Target, mgmt: fleet.Management) -> None:
     if "delivery" in row:  # pyupdate-server's own field (docs/deployments.md, "Delta updates")
         assert row["delivery"] == "delta", f"the server sent the device {row['delivery']}"
         ctx.step(f"the server sent the delta: {row.get('bytes_sent')} bytes")
-    s.expect_slot(t, "A")
-    assert t.artifact() == update.name, f"after the rollback the device runs {t.artifact()!r}"
