@@ -152,3 +152,22 @@ def test_aquick_of_an_unreachable_database_is_unavailable_not_a_bug():
         assert dialect.is_unavailable(caught.value), repr(caught.value)
     finally:
         unreachable.dispose()
+
+
+def test_aquick_cancelled_mid_query_drops_that_connection_and_goes_on(pg_database):
+    """A device that hangs up cancels its request's read: the connection, whose query
+    may still run, is closed instead of handed to the next poll."""
+    import asyncio
+
+    db = Database(pg_database)
+
+    async def cancel_then_read() -> tuple:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(db.aquick("SELECT pg_sleep(:s)", {"s": 5}), 0.2)
+        assert db._quick_pool is not None and db._quick_pool._idle == []
+        return await db.aquick("SELECT 3 WHERE 1 = :one", {"one": 1})
+
+    try:
+        assert asyncio.run(cancel_then_read()) == (3,)
+    finally:
+        db.dispose()

@@ -92,6 +92,11 @@ class AsyncQuickPool:
             else:
                 self._idle.append(conn)
             raise
+        except BaseException:
+            # cancelled mid-query (the device hung up): what the connection is doing is
+            # unknown, so it is not reused
+            conn.pgconn.finish()
+            raise
         self._idle.append(conn)
         return tuple(row) if row is not None else None
 
