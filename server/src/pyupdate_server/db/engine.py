@@ -106,8 +106,7 @@ class Database:
         On SQLite, writers queue first, those of this process on a lock and those of
         every process (serve --workers N) on a file lock: SQLite's own busy handler
         sleeps in growing steps (up to 100 ms), which under contention turns a 1 ms
-        transaction into a long tail, and left two processes handing out deployments
-        no faster than one (bench/results/server-scale-2026-12-08.md).
+        transaction into a long tail; a released flock wakes the next writer at once.
         """
         with self._write_lock, self._process_lock, self._writer() as session, session.begin():
             yield session

@@ -103,8 +103,6 @@ class AsyncQuickPool:
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         try:
             return await psycopg.AsyncConnection.connect(autocommit=True, **self._kwargs)
-        except psycopg.OperationalError:
-            raise
         except OSError as exc:
             raise psycopg.OperationalError(str(exc)) from None
 

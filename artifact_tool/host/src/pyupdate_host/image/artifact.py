@@ -7,7 +7,6 @@ provide, clears list), so Mender clients and servers read them unchanged.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pyupdate_artifact import compression
@@ -17,6 +16,7 @@ from ..defaults import ROOTFS, rootfs_payload
 from ..sign import load_signer
 from ..writer import ArtifactSpec, PayloadSpec, write_artifact
 from .errors import ImageError, InputError
+from .manifest import sha256_file
 
 
 def write_rootfs_artifact(
@@ -39,16 +39,8 @@ def write_bootstrap_artifact(
     `rootfs-image.checksum`, so the device can take a delta as its first update."""
     provides = {f"{ROOTFS}.version": name}
     if image is not None:
-        provides[f"{ROOTFS}.checksum"] = _sha256(image)
+        provides[f"{ROOTFS}.checksum"] = sha256_file(image)
     _write(out, name, device_type, PayloadSpec(type=None, provides=provides), key)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write(
