@@ -9,7 +9,8 @@ in `--procs` start from a fresh copy of that database and measure, with real dev
 requests on loopback:
 
 * auth: the `--active` devices sign auth requests with their own keys (one each);
-* inventory: PUTs of eleven attributes (one changes each time), closed loop for `--seconds`;
+* inventory_same: PUTs of the ten preloaded attributes, unchanged (a fleet's steady state),
+  closed loop for `--seconds`; inventory: the same plus an uptime that changes each time;
 * checks_idle: deployment checks with nothing due, closed loop (the most it can do);
 * checks_paced: the same at a fixed `--rate` (open loop; latency counted from when each
   request was due, so a stall shows in p99);
@@ -38,7 +39,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from fleet import (
@@ -244,17 +245,26 @@ async def run_round(
     await phase(target, "auth", closed_loop(conns, devices, 600, auth), out)
     assert all(d.token for d in devices), "an active device got no token"
 
-    async def put_inventory(conn: Conn, item: tuple[int, Device], t: Timings) -> None:
-        i, d = item
-        # the ten preloaded attributes and an uptime that changes on every PUT
-        attrs = {**inventory(i), "uptime_s": int(time.time() * 1000) % 86_400_000}
-        body = json.dumps([{"name": k, "value": v} for k, v in attrs.items()]).encode()
-        await timed(t, conn, "PUT", "/api/devices/v1/inventory/device/attributes", body,
-                    bearer(d.token))  # fmt: skip
+    def put_inventory(
+        changing: bool,
+    ) -> Callable[[Conn, tuple[int, Device], Timings], Awaitable[None]]:
+        async def put(conn: Conn, item: tuple[int, Device], t: Timings) -> None:
+            i, d = item
+            # the ten preloaded attributes, and for `changing` an uptime that changes on
+            # every PUT (a fleet's steady state is the same attributes again)
+            attrs = inventory(i)
+            if changing:
+                attrs["uptime_s"] = int(time.time() * 1000) % 86_400_000
+            body = json.dumps([{"name": k, "value": v} for k, v in attrs.items()]).encode()
+            await timed(t, conn, "PUT", "/api/devices/v1/inventory/device/attributes", body,
+                        bearer(d.token))  # fmt: skip
+
+        return put
 
     numbered = list(enumerate(devices))
-    await phase(target, "inventory",
-                closed_loop(conns, cycle(numbered), args.seconds, put_inventory), out)  # fmt: skip
+    for name, changing in (("inventory_same", False), ("inventory", True)):
+        run = closed_loop(conns, cycle(numbered), args.seconds, put_inventory(changing))
+        await phase(target, name, run, out)
 
     async def check(conn: Conn, d: Device, t: Timings) -> None:
         await timed(t, conn, "POST", NEXT, PROVIDES, bearer(d.token))

@@ -11,7 +11,15 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-PHASES = ("auth", "inventory", "checks_idle", "checks_paced", "checks_due", "status_reports")
+PHASES = (
+    "auth",
+    "inventory_same",
+    "inventory",
+    "checks_idle",
+    "checks_paced",
+    "checks_due",
+    "status_reports",
+)
 GOAL_RATE = 556  # 1M devices polling every 30 minutes
 GOAL_P99_MS = 100
 SQLITE_DUE_TODAY = (69, 100)  # bench/results/server-2026-11-23.md, 100K and 10K devices

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from server_helpers import accept, make_device
+
+from pyupdate_server import limits
 
 ATTRS = "/api/devices/v1/inventory/device/attributes"
 INV = "/api/management/v1/inventory"
@@ -72,3 +76,30 @@ def test_bad_group_name_is_422(client, admin):
     device_id = accept(client, admin, device)
     r = client.put(f"{INV}/devices/{device_id}/group", json={"group": "a b/c"}, headers=admin)
     assert r.status_code == 422
+
+
+def test_a_report_that_changes_nothing_writes_nothing(client, admin):
+    """The fleet's steady state: the same attributes again are answered from a read;
+    updated_ts (the web UI's "Last change") moves only when something changed."""
+    device = make_device(client, "same")
+    device_id = accept(client, admin, device)
+    body = [{"name": "device_type", "value": "qemux86-64"}, {"name": "n", "value": [1, 2.5]}]
+    assert client.put(ATTRS, json=body, headers=device.headers).status_code == 200
+
+    def updated() -> str:
+        return client.get(f"{INV}/devices/{device_id}", headers=admin).json()["updated_ts"]
+
+    first = updated()
+    time.sleep(0.01)
+    assert client.put(ATTRS, json=body, headers=device.headers).status_code == 200
+    # a PATCH of a subset with the same values is no change either
+    assert client.patch(ATTRS, json=body[:1], headers=device.headers).status_code == 200
+    assert updated() == first
+    assert _attrs(client, admin, device_id) == {"device_type": "qemux86-64", "n": [1, 2.5]}
+    # a PUT of a subset removes the rest: a change
+    assert client.put(ATTRS, json=body[:1], headers=device.headers).status_code == 200
+    assert updated() > first
+    assert _attrs(client, admin, device_id) == {"device_type": "qemux86-64"}
+    # limits hold on the read path too: nothing stored, 413
+    over = [{"name": f"a{i}", "value": "x"} for i in range(limits.MAX_INVENTORY_ATTRS + 1)]
+    assert client.put(ATTRS, json=over, headers=device.headers).status_code == 413
