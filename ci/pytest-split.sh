@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `make test`'s pytest: the QEMU scenarios and the rest of the suite side by side.
+#
+# A guest under TCG keeps one core busy for ~20 minutes and waits on nothing else; the
+# rest of the suite (~24 minutes alone) is mostly one Python process too. One after the
+# other they took 44 minutes on CI's two cores, over its 40; side by side each has a
+# core. The QEMU run's lines are prefixed with [qemu]; its summary comes last.
+#
+# Usage: ci/pytest-split.sh PYTHON [pytest args...]. With pytest args (a path, -k, -m)
+# it is one plain pytest run: a selection is the caller's. Exit: the first non-zero of
+# the two runs; 5 (nothing collected) is a failure like any other.
+set -uo pipefail
+py=$1
+shift
+if [ "$#" -gt 0 ]; then
+    "$py" -m pytest "$@"
+    exit $?
+fi
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/pyupdate-pytest.XXXXXX")
+# A failed test's tmp dir stays (tmp_path_retention_policy): kept for a look when a run
+# fails, removed when both pass.
+cleanup() {
+    [ -n "${qemu_pid:-}" ] && kill -- -"$qemu_pid" 2>/dev/null
+    if [ "${rest:-1}" -eq 0 ] && [ "${qemu:-1}" -eq 0 ]; then
+        rm -rf "$scratch"
+    else
+        echo "pytest temp dirs kept in $scratch" >&2
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Each run its own temp root: pytest prunes old numbered roots of a shared one.
+# The QEMU run writes no cache: two runs would race on .pytest_cache.
+set -m  # the QEMU run in its own process group: an interrupt stops its guests too
+(
+    "$py" -m pytest -m qemu -p no:cacheprovider --basetemp "$scratch/qemu" 2>&1 \
+        | sed -u 's/^/[qemu] /'
+    exit "${PIPESTATUS[0]}"
+) &
+qemu_pid=$!
+set +m
+
+"$py" -m pytest -m "not qemu" --basetemp "$scratch/rest"
+rest=$?
+wait "$qemu_pid"
+qemu=$?
+qemu_pid=
+
+for run in "rest:$rest" "qemu:$qemu"; do
+    name=${run%%:*} rc=${run#*:}
+    if [ "$rc" -eq 5 ]; then
+        echo "error: pytest ($name) collected no tests" >&2
+    elif [ "$rc" -ne 0 ]; then
+        echo "error: pytest ($name) exited $rc" >&2
+    fi
+done
+[ "$rest" -ne 0 ] && exit "$rest"
+exit "$qemu"
