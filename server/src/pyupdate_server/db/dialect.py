@@ -8,12 +8,13 @@ runs each function on both engines.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Integer, Table, case, func, select, text
+from sqlalchemy import Connection, Engine, Integer, Table, case, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
@@ -81,10 +82,37 @@ def engine_options(url: URL) -> dict[str, object]:
         "pool_size": SESSION_POOL,
         "max_overflow": 0,
         "pool_timeout": 10,
-        # after the database restarts, a pooled connection is dead: test it before use,
-        # so service resumes by itself instead of failing one request per stale connection
-        "pool_pre_ping": True,
+        # no pool_pre_ping: ping_when_idle tests only what sat idle
     }
+
+
+# After the database restarts, a pooled connection is dead; tested before use, service
+# resumes by itself instead of failing a request per stale connection. pool_pre_ping
+# tested every checkout: a round trip per transaction, on a busy server for connections
+# used a moment ago. One used within this many seconds is alive or failed in use, and a
+# failure in use invalidates the whole pool (SQLAlchemy's disconnect handling).
+PING_AFTER_IDLE_S = 1.0
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """PostgreSQL: test a pooled connection at checkout if it sat idle PING_AFTER_IDLE_S;
+    a dead one is replaced (the pool retries the checkout on DisconnectionError)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return  # new, or in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the driver's error for a dead socket, whichever it is
+            raise DisconnectionError(str(exc).strip().splitlines()[0]) from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
 
 
 # The polling path's own pool (Database.aquick, db/quick_async.py): psycopg connections

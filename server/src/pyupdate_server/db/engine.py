@@ -40,6 +40,8 @@ class Database:
         self.engine: Engine = create_engine(parsed, **dialect.engine_options(parsed))
         if self.is_sqlite:
             _sqlite_setup(self.engine)
+        else:
+            dialect.ping_when_idle(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(immediate=True), expire_on_commit=False

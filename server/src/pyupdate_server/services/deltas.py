@@ -15,7 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from pyupdate_artifact.delta.format import DELTA_TYPE
-from pyupdate_server.db.models import Artifact, Device, DeviceDeployment
+from pyupdate_server.db.models import Artifact, DeviceDeployment
 
 CHECKSUM = "rootfs-image.checksum"  # a delta depends on the old image's, provides the new's
 DELIVERIES = ("full", "delta", "fallback")
@@ -30,12 +30,6 @@ def accepts_deltas(inventory: Mapping[str, object]) -> bool:
     if isinstance(modules, str):
         modules = [modules]
     return isinstance(modules, list) and DELTA_TYPE in [str(m) for m in modules]
-
-
-def device_accepts(session: Session, device_id: str) -> bool:
-    # the hand-out holds the device row already (locks.device): no second query
-    device = session.get(Device, device_id)
-    return device is not None and accepts_deltas(device.inventory or {})
 
 
 def is_delta(artifact: Artifact) -> bool:

@@ -138,6 +138,16 @@ def _fallback_of(
 
 
 @dataclass(frozen=True, slots=True)
+class Poll:
+    """What one deployment check says of the device: read once, before any deployment."""
+
+    device_type: str
+    provides: Mapping[str, object]
+    running: Mapping[str, str]  # its `*.version`s (inventory, then provides): downgrades
+    takes_deltas: bool  # a pyupdate agent with the delta module (deltas.accepts_deltas)
+
+
+@dataclass(frozen=True, slots=True)
 class PollHint:
     """What a poll needs to know before it decides anything (one read, no lock)."""
 
@@ -163,8 +173,13 @@ def next_for_device(
     session: Session, device_id: str, device_type: str, provides: Mapping[str, object]
 ) -> Assignment | None:
     """The deployment the device should run now, or None (204)."""
-    device = locks.device(session, device_id)
-    running = downgrade.versions(device.inventory if device is not None else {}, provides)
+    inventory = locks.device_inventory(session, device_id) or {}
+    poll = Poll(
+        device_type,
+        provides,
+        running=downgrade.versions(inventory, provides),
+        takes_deltas=deltas.accepts_deltas(inventory),
+    )
     # one statement for what took five (bench/results/server-scale-2026-12-07b.md): the
     # device's open rows and their deployments, locked in SHARE mode and freshly read
     # (what _offer did one by one, after a read of max_devices to choose the mode, and
@@ -202,16 +217,10 @@ def next_for_device(
     walk.sort(key=lambda entry: (entry[0], entry[1]))
     for _, deployment_id, maybe_row in walk:
         if maybe_row is None:
-            assignment = _join(session, device_id, deployment_id, device_type, provides, running)
+            assignment = _join(session, device_id, deployment_id, poll)
         else:
             assignment = _offer(
-                session,
-                maybe_row,
-                deployment_id,
-                device_type,
-                provides,
-                running,
-                held=held.get(deployment_id),
+                session, maybe_row, deployment_id, poll, held=held.get(deployment_id)
             )
         if assignment is Hold.WAIT:
             return None
@@ -231,12 +240,7 @@ _ANY_DYNAMIC_OPEN = (
 
 
 def _join(
-    session: Session,
-    device_id: str,
-    deployment_id: str,
-    device_type: str,
-    provides: Mapping[str, object],
-    running: Mapping[str, str],
+    session: Session, device_id: str, deployment_id: str, poll: Poll
 ) -> Assignment | Hold | None:
     """The device joins a dynamic deployment: its row is made, then offered as any other.
     The deployment is locked first: an abort or a pause either came before (seen here)
@@ -257,7 +261,7 @@ def _join(
     )
     session.add(row)
     session.flush()
-    return _offer(session, row, dep.id, device_type, provides, running)
+    return _offer(session, row, dep.id, poll)
 
 
 def _mode(session: Session, deployment_id: str) -> Mode:
@@ -270,9 +274,7 @@ def _offer(
     session: Session,
     row: DeviceDeployment,
     deployment_id: str,
-    device_type: str,
-    provides: Mapping[str, object],
-    running: Mapping[str, str],
+    poll: Poll,
     *,
     held: Deployment | None = None,
 ) -> Assignment | Hold | None:
@@ -321,17 +323,17 @@ def _offer(
     artifact = None
     choice = None
     # a device that fell back from a delta is sent the full artifact on a retry
-    deltas_ok = row.delivery != "fallback" and deltas.device_accepts(session, row.device_id)
+    deltas_ok = row.delivery != "fallback" and poll.takes_deltas
     if outcome is None:
         choice = pick_artifact(
-            session, dep.artifact_name, device_type, provides, deltas_ok=deltas_ok
+            session, dep.artifact_name, poll.device_type, poll.provides, deltas_ok=deltas_ok
         )
         artifact = choice.artifact if choice is not None else None
         if artifact is None:
             outcome = "noartifact"
-        elif not dep.force_installation and provides.get("artifact_name") == dep.artifact_name:
+        elif not dep.force_installation and poll.provides.get("artifact_name") == dep.artifact_name:
             outcome = "already-installed"
-        elif not dep.allow_downgrade and (why := downgrade.older(artifact, running)):
+        elif not dep.allow_downgrade and (why := downgrade.older(artifact, poll.running)):
             outcome = "skipped"
             row.substate = f"downgrade refused: {why}"
     if outcome is not None or dep.status == "pending":
@@ -344,7 +346,9 @@ def _offer(
     assert artifact is not None and choice is not None
     deltas.record(row, choice)
     if deltas_ok:
-        delta_jobs.want(session, choice, provides)  # none for its base yet: made in the background
+        delta_jobs.want(
+            session, choice, poll.provides
+        )  # none for its base yet: made in the background
     row.claimed = utcnow()
     row.attempts += 1
     row.artifact_id = artifact.id
@@ -502,7 +506,7 @@ def report_status(
 ) -> None:
     if status not in DEVICE_STATUSES:
         raise BadRequest(f"unknown status {status!r}")
-    locks.device(session, device_id)
+    locks.device_only(session, device_id)
     dep = locks.deployment(session, deployment_id, Mode.SHARE)
     if dep is not None and phases.gated(dep) and (status in FINAL_STATUSES or status == "failure"):
         # a phased deployment's thresholds count what this report changes: one at a time.
@@ -561,7 +565,7 @@ def abort_rows(session: Session, dep: Deployment) -> None:
 
 
 def close_device_deployments(session: Session, device_id: str, status: str) -> None:
-    locks.device(session, device_id)
+    locks.device_only(session, device_id)
     ids = list(
         session.scalars(
             select(DeviceDeployment.deployment_id)
