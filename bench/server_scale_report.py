@@ -138,15 +138,15 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], took:
         )
     lines += ["", "## Requests", "", *phase_rows(results), ""]
     lines += [
-        "| engine | procs | how | deployment to all created s | database MiB after | "
-        "server RSS start MiB | RSS end MiB | peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| engine | procs | how | deployment to all created s | then VACUUM s (db CPU s) | "
+        "database MiB after | server RSS start MiB | RSS end MiB | peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for rnd in r["rounds"]:
             lines.append(
                 f"| {r['engine']} | {rnd['procs']} | {rnd['mode']} | "
-                f"{rnd['deploy_create']['wall_s']:.1f} | {rnd['db_mib_after']:.0f} | "
+                f"{rnd['deploy_create']['wall_s']:.1f} | {_vacuum(rnd)} | {rnd['db_mib_after']:.0f} | "
                 f"{rnd['rss_start_mib']:.0f} | {rnd['rss_mib']:.0f} | {rnd['hwm_mib']:.0f} |"
             )
     lines += ["", "## End to end", ""]
@@ -167,3 +167,8 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], took:
     lines += ["", "## Goals", "", *goals(results), ""]
     lines += ["Raw results:", "", "```json", json.dumps(results, indent=1, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def _vacuum(rnd: dict) -> str:
+    v = rnd.get("deploy_vacuum")
+    return f"{v['wall_s']:.1f} ({v['cpu_db_s']:.1f})" if v else "-"
