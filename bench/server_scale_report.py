@@ -138,7 +138,7 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], took:
         )
     lines += ["", "## Requests", "", *phase_rows(results), ""]
     lines += [
-        "| engine | procs | how | deployment to all created s | then VACUUM s (db CPU s) | "
+        "| engine | procs | how | deployment to all created s | then settled s (CPU s) | "
         "database MiB after | server RSS start MiB | RSS end MiB | peak MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -146,7 +146,7 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], took:
         for rnd in r["rounds"]:
             lines.append(
                 f"| {r['engine']} | {rnd['procs']} | {rnd['mode']} | "
-                f"{rnd['deploy_create']['wall_s']:.1f} | {_vacuum(rnd)} | {rnd['db_mib_after']:.0f} | "
+                f"{rnd['deploy_create']['wall_s']:.1f} | {_settle(rnd)} | {rnd['db_mib_after']:.0f} | "
                 f"{rnd['rss_start_mib']:.0f} | {rnd['rss_mib']:.0f} | {rnd['hwm_mib']:.0f} |"
             )
     lines += ["", "## End to end", ""]
@@ -169,6 +169,10 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], took:
     return "\n".join(lines)
 
 
-def _vacuum(rnd: dict) -> str:
-    v = rnd.get("deploy_vacuum")
-    return f"{v['wall_s']:.1f} ({v['cpu_db_s']:.1f})" if v else "-"
+def _settle(rnd: dict) -> str:
+    """bench/server_scale.py `settle`: VACUUM (PostgreSQL) or WAL checkpoint (SQLite)."""
+    v = rnd.get("deploy_settle")
+    if not v:
+        return "-"
+    cpu = v["cpu_server_s"] + v["cpu_db_s"] + v["cpu_client_s"]
+    return f"{v['wall_s']:.1f} ({cpu:.1f})"
