@@ -35,7 +35,8 @@ trap 'exit 130' INT TERM
 # The QEMU run writes no cache: two runs would race on .pytest_cache.
 set -m  # the QEMU run in its own process group: an interrupt stops its guests too
 (
-    "$py" -m pytest -m qemu -p no:cacheprovider --basetemp "$scratch/qemu" 2>&1 \
+    # unbuffered: into a pipe Python would hold its lines back in 8 KiB blocks
+    PYTHONUNBUFFERED=1 "$py" -m pytest -m qemu -p no:cacheprovider --basetemp "$scratch/qemu" 2>&1 \
         | sed -u 's/^/[qemu] /'
     exit "${PIPESTATUS[0]}"
 ) &
