@@ -10,6 +10,7 @@ in a directory named by a hash of everything that went into it, so a second
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -82,17 +83,23 @@ def _run(argv: list[str], **kw) -> None:
 
 
 def _cached(name: str, key: str, build) -> Path:
-    """Return cache/<name>-<key>, building it into a temp dir and renaming on success."""
+    """Return cache/<name>-<key>, building it into a temp dir and renaming on success.
+    Two test runs side by side (ci/pytest-split.sh) on an empty cache: the second waits
+    on the entry's lock for the first's build instead of building it again."""
     final = cache_dir() / f"{name}-{key}"
     if final.exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
-    try:
-        build(tmp)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with (final.parent / f".{final.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.exists():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+        try:
+            build(tmp)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
