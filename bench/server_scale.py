@@ -515,10 +515,22 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(bench_engine(engine, tmp, args, artifact))
                 # the raw figures so far, in the log: a later failure loses nothing
                 log(json.dumps(results[-1], default=str))
-    out = args.out or ROOT / "bench" / "results" / f"server-scale-{dt.date.today()}.md"
+    out = args.out or _new_results_file(
+        ROOT / "bench" / "results", f"server-scale-{dt.date.today()}"
+    )
     out.write_text(report(results, args, argv or sys.argv[1:], time.time() - started))
     print(out)
     return 0
+
+
+def _new_results_file(folder: Path, stem: str) -> Path:
+    """folder/stem.md, or stem-b.md, stem-c.md, ...: a second run on one day never
+    overwrites the first's committed results."""
+    for suffix in ["", *(f"-{c}" for c in "bcdefghijklmnopqrstuvwxyz")]:
+        path = folder / f"{stem}{suffix}.md"
+        if not path.exists():
+            return path
+    raise SystemExit(f"error: {folder}: 26 results files named {stem}* already")
 
 
 if __name__ == "__main__":
