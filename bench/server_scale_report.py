@@ -122,7 +122,8 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], took:
         "",
         f"Machine: {machine()}. Shared with other work (see `other load %`: CPU used by "
         "neither the servers, PostgreSQL nor the load generator). Load generator in the same "
-        f"VM: one asyncio process, {args.conns} keep-alive connections.",
+        f"VM: one asyncio process, {args.conns} keep-alive connections. PostgreSQL: a "
+        f"temporary cluster in /dev/shm, fsync off, shared_buffers {args.pg_shared_buffers}.",
         "",
         f"Tree: {git_state()}. Command (took {took / 60:.0f} min):",
         "",

@@ -76,12 +76,15 @@ class PostgresCluster:
         bin_dir: where initdb and postgres come from.
         network: (address, cidr): also listen on `address` and trust clients from
             `cidr` (e.g. a bridge's gateway and subnet, netns.py); None for loopback only.
+        shared_buffers: PostgreSQL's buffer cache: small for the tests' small databases,
+            sized like a production server's by the benchmarks (bench/server_scale.py).
     """
 
     root: Path
     port: int
     bin_dir: Path
     network: tuple[str, str] | None = None
+    shared_buffers: str = "32MB"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _names: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
@@ -120,7 +123,7 @@ class PostgresCluster:
             "-p", str(self.port), "-k", str(self.root),
             "-c", f"listen_addresses={listen}", "-c", "max_connections=200",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "shared_buffers=32MB",
+            "-c", f"shared_buffers={self.shared_buffers}",
         ]  # fmt: skip
         out = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -179,7 +182,9 @@ class PostgresCluster:
 
 @contextlib.contextmanager
 def postgres_cluster(
-    root: Path | None = None, network: tuple[str, str] | None = None
+    root: Path | None = None,
+    network: tuple[str, str] | None = None,
+    shared_buffers: str = "32MB",
 ) -> Iterator[PostgresCluster]:
     """A running cluster in `root` (a new temporary directory by default); removed on exit.
 
@@ -199,7 +204,7 @@ def postgres_cluster(
         base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
         root = Path(tempfile.mkdtemp(prefix="pyupdate-pg-", dir=base))
     root.mkdir(parents=True, exist_ok=True)
-    cluster = PostgresCluster(root, free_port(), bin_dir, network)
+    cluster = PostgresCluster(root, free_port(), bin_dir, network, shared_buffers)
     try:
         cluster.init()
         cluster.start()
