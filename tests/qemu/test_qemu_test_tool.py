@@ -27,6 +27,11 @@ from qemu_device import BOARD, Session
 from pyupdate_host.image import artifact
 
 TOOL = Path(sys.executable).parent / "pyupdate-qemu-test"
+# One run of the tool is several scenarios of several boots each: ~12 minutes for the
+# first test on a quiet machine, more beside the rest of the suite (ci/pytest-split.sh),
+# where pytest's default 15 minutes cut it short once. The tool run's own limit rules.
+TOOL_TIMEOUT_S = 40 * 60
+pytestmark = pytest.mark.timeout(TOOL_TIMEOUT_S + 120)
 XSD = Path(__file__).resolve().parents[1] / "artifact" / "junit-10.xsd"
 # Fleet control, run apart so each run's time shows: managed-phases (three boots) and,
 # with PYUPDATE_QEMU_WINDOW=1, managed-window (two, ~2.7 min): left out by default so the
@@ -43,7 +48,7 @@ def _tool(
     built = session.images
     argv = [str(TOOL), "--board", BOARD, "--disk", str(disk or built.disk), "--quiet"]
     argv += ["--verify-key", str(built.verify_key), *map(str, args)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=40 * 60)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
 
 
 def _cases(report: Path) -> dict[str, dict]:
