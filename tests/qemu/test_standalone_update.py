@@ -16,10 +16,13 @@ def test_standalone_update_over_http_then_a_refused_downgrade(device: Device):
     assert device.root_device() == "/dev/vda2"
     device.sh("echo precious > /data/user-file && sync")
 
-    base = f"{device.session.http_base}/disk"
-    rc, out = device.run(
-        f"pyupdate install --reboot-exit-code {base}/release-2.mender", timeout=600
-    )
+    session = device.session
+    assert session is not None
+
+    def url(name: str) -> str:  # the session's HTTP server serves its work dir
+        return f"{session.http_base}/{session.images.updates[name].relative_to(session.work)}"
+
+    rc, out = device.run(f"pyupdate install --reboot-exit-code {url('release-2')}", timeout=600)
     assert rc == 4, out
     env = device.env()
     assert env["upgrade_available"] == "1"
@@ -36,7 +39,7 @@ def test_standalone_update_over_http_then_a_refused_downgrade(device: Device):
     assert device.sh("cat /data/user-file").strip() == "precious"
     assert device.sh("cat /data/keep-me").strip() == "data partition survives updates"
 
-    rc, out = device.run(f"pyupdate install {base}/release-1.mender 2>&1", timeout=600)
+    rc, out = device.run(f"pyupdate install {url('release-1')} 2>&1", timeout=600)
     assert rc == 8 and "older than the running software" in out, (rc, out)
     env = device.env()
     assert env["mender_boot_part"] == "3" and env["upgrade_available"] == "0", env
